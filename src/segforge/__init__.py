@@ -1,0 +1,34 @@
+"""segforge: self-configuring medical image segmentation, built from plugins.
+
+The public API for plugin authors is :data:`hookimpl`; for users, :func:`get_registries`
+and :func:`build_network`. Importing segforge is cheap: torch is imported only when a
+network is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from segforge._version import __version__
+from segforge.errors import SegforgeError
+from segforge.hookspecs import hookimpl
+from segforge.plugins import get_manager, get_registries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+__all__ = ["__version__", "hookimpl", "SegforgeError", "get_manager", "get_registries", "build_network"]
+
+
+def build_network(
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    in_channels: int,
+    num_classes: int,
+    deep_supervision: bool = True,
+) -> nn.Module:
+    """Build the registered network ``name`` with ``params`` (a dict validated by its Params)."""
+    builder = get_registries().network.get(name)
+    parsed = builder.parse_params(params or {}) if hasattr(builder, "parse_params") else params
+    return builder.build(parsed, in_channels, num_classes, deep_supervision)

@@ -1,0 +1,55 @@
+"""Atomic file writes: a temporary file in the same folder, fsync, then rename.
+
+A reader (or a re-run after a crash) therefore sees either the previous complete file or
+the new complete file under the final name, never a half-written one. Temporary files are
+named ``.<name>.<random>.tmp`` so an interrupted write is recognisable and ignorable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success rename it into place.
+
+    Use for writers that need a file name (SimpleITK, torch.save, numpy). ``suffix`` keeps a
+    file ending a writer may need (e.g. ``".nii.gz"``). On error the temporary is removed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + TMP_SUFFIX, dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(final: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def atomic_write_json(final: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON (plain data only: no NaN, sorted keys kept as given)."""
+    atomic_write_text(final, json.dumps(obj, indent=2, allow_nan=False) + "\n")

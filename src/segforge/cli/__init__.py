@@ -1,0 +1,1 @@
+"""The ``segforge`` command line: one module per command, one error handler in :mod:`.app`."""

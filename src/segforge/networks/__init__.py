@@ -1,0 +1,1 @@
+"""Network builders: the contract (:mod:`.builder`), layers, and the builtin U-Nets."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real hippocampus data (skipped with a reason when absent) and isolation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("SEGFORGE_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+HIPPOCAMPUS_MSD = SHARED_DATA / "Task04_Hippocampus"
+
+
+@pytest.fixture(scope="session")
+def hippocampus_msd() -> Path:
+    """The MSD Task04 Hippocampus folder (imagesTr, labelsTr, dataset.json); skips when absent."""
+    if not (HIPPOCAMPUS_MSD / "dataset.json").is_file():
+        pytest.skip(f"real hippocampus data not found at {HIPPOCAMPUS_MSD} (set SEGFORGE_TEST_DATA)")
+    return HIPPOCAMPUS_MSD
+
+
+@pytest.fixture(autouse=True)
+def _isolated_segforge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Each test gets its own folders and a fresh plugin manager; the user's env cannot leak in."""
+    for var in (
+        "SEGFORGE_RAW",
+        "SEGFORGE_PREPROCESSED",
+        "SEGFORGE_RESULTS",
+        "nnUNet_raw_data_base",
+        "nnUNet_preprocessed",
+        "RESULTS_FOLDER",
+        "SEGFORGE_DISABLE_PLUGINS",
+        "SEGFORGE_PLUGINS",
+        "SEGFORGE_DISABLE_PLUGIN_AUTOLOAD",
+        "SEGFORGE_DEBUG",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    from segforge import plugins
+
+    plugins.reset_manager()
+    yield
+    plugins.reset_manager()
