@@ -1,0 +1,1 @@
+"""Planning: dataset fingerprint and experiment planners."""

@@ -1,0 +1,1 @@
+"""Preprocessing: cropping, resampling, normalization and the case writer."""
