@@ -35,7 +35,10 @@ from segforge.registry import KINDS, Origin, RegistrarView, Registries
 ENTRY_POINT_GROUP = "segforge"
 
 #: segforge's own plugins: (plugin name, module). They register like any other plugin.
-BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (("builtin.networks", "segforge.builtins.networks"),)
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("builtin.networks", "segforge.builtins.networks"),
+    ("builtin.image_io", "segforge.builtins.image_io"),
+)
 
 Status = Literal["ok", "failed", "blocked"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,8 +69,13 @@ class Entry:
         return str(getattr(self.component, "version", ""))
 
     @property
+    def doc(self) -> str:
+        """The component's own docstring (its class's for an instance), dedented; never an inherited one."""
+        return inspect.cleandoc(getattr(self.component, "__doc__", None) or "")
+
+    @property
     def summary(self) -> str:
-        doc = (type(self.component).__doc__ or getattr(self.component, "__doc__", None) or "").strip()
+        doc = self.doc
         return doc.splitlines()[0] if doc else ""
 
 
@@ -116,27 +122,35 @@ class ComponentRegistry:
     def _commit(self, entry: Entry) -> None:
         other = self._entries.get(entry.name)
         if other is not None:
-            raise DuplicateComponentError(
+            err = DuplicateComponentError(
                 f"{entry.kind} '{entry.name}' is registered twice: by {other.origin.describe()} "
                 f"and by {entry.origin.describe()}",
                 hint=f"uninstall one of them or disable it with `-p no:{entry.origin.plugin}` "
                 f"or SEGFORGE_DISABLE_PLUGINS={entry.origin.plugin}",
             )
+            # structured copy for `segforge plugins list/show` (the message is for people)
+            err.kind, err.name, err.origins = entry.kind, entry.name, (other.origin, entry.origin)
+            raise err
         self._entries[entry.name] = entry
 
 
 def validate_component(kind: str, component: Any, name: str, origin: Origin) -> None:
-    """Check the attributes a component of ``kind`` must have; raise PluginError otherwise."""
+    """Check the attributes a component of ``kind`` must have; raise PluginError otherwise.
+
+    Missing attributes are reported before a bad name: a component without ``name`` would
+    otherwise be reported as "invalid name None", which hides the real problem.
+    """
+    missing = [attr for attr in KINDS[kind][1] if not hasattr(component, attr)]
+    if missing:
+        label = name if isinstance(name, str) else type(component).__name__
+        raise PluginError(
+            f"{origin.describe()} registered {kind} '{label}' without {', '.join(missing)}",
+            hint=f"see docs/plugins/writing.md for what a {kind} component must provide",
+        )
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise PluginError(
             f"{origin.describe()} registered a {kind} with invalid name {name!r}",
             hint="component names are lower case letters, digits, '_', '-' or '.', starting with a letter",
-        )
-    missing = [attr for attr in KINDS[kind][1] if not hasattr(component, attr)]
-    if missing:
-        raise PluginError(
-            f"{origin.describe()} registered {kind} '{name}' without {', '.join(missing)}",
-            hint=f"see docs/plugins/writing.md for what a {kind} component must provide",
         )
 
 

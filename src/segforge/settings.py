@@ -42,8 +42,9 @@ def _resolve(key: str, environ: dict[str, str], cwd: Path) -> Folder:
         value = environ.get(var, "").strip()
         if value:
             path = Path(value).expanduser()
-            # nnU-Net v1 keeps Task folders in nnUNet_raw_data_base/nnUNet_raw_data
-            if var == "nnUNet_raw_data_base" and (path / "nnUNet_raw_data").is_dir():
+            # nnU-Net v1 always keeps its Task folders in nnUNet_raw_data_base/nnUNet_raw_data (it
+            # creates that folder); following it even before it exists keeps both tools in one place
+            if var == "nnUNet_raw_data_base":
                 path = path / "nnUNet_raw_data"
             return Folder(path if path.is_absolute() else cwd / path, var)
     return Folder(cwd / DEFAULT_BASE / sub, "default")
