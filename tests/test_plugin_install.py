@@ -41,7 +41,7 @@ def throwaway_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deps = {sysconfig.get_paths()["purelib"], *site.getsitepackages()}
     (Path(purelib) / "_segforge_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
     for target in (REPO, EXAMPLE):
-        res = _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(target)])
+        res = _run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(target)])
         assert res.returncode == 0, f"pip install {target.name} failed:\n{res.stderr[-2000:]}"
     return root
 

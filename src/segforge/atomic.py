@@ -19,7 +19,7 @@ TMP_SUFFIX = ".tmp"
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike[str], suffix: str = "", *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success rename it into place.
 
     Use for writers that need a file name (SimpleITK, torch.save, numpy). ``suffix`` keeps a
@@ -27,13 +27,15 @@ def atomic_path(final: str | os.PathLike[str], suffix: str = "") -> Iterator[Pat
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix + TMP_SUFFIX, dir=final.parent)
+    # the writer's ending must come last (SimpleITK picks its writer from it): .<name>.<random>.tmp<suffix>
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX + suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if fsync:  # fsync=False: still atomic for crashes of the process, not durable on power loss
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

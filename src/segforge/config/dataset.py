@@ -23,8 +23,8 @@ from segforge.errors import ConfigError
 DEFAULT_FILE_ENDING = ".nii.gz"
 IGNORE_LABEL_NAME = "ignore"
 DATASET_JSON_HINT = (
-    "fix dataset.json (nnU-Net v1: modality, labels {\"0\": \"background\", ...}, numTraining, training; "
-    "v2: channel_names, labels {\"background\": 0, ...}, numTraining, file_ending)"
+    'fix dataset.json (nnU-Net v1: modality, labels {"0": "background", ...}, numTraining, training; '
+    'v2: channel_names, labels {"background": 0, ...}, numTraining, file_ending)'
 )
 
 LabelValue = Union[StrictInt, list[StrictInt], StrictStr]
@@ -49,7 +49,7 @@ def _check_channels(value: dict[str, str] | None, key: str) -> dict[str, str] | 
     if value is None:
         return None
     if not value:
-        raise ValueError(f"{key} is empty: name at least one input channel, e.g. {{\"0\": \"CT\"}}")
+        raise ValueError(f'{key} is empty: name at least one input channel, e.g. {{"0": "CT"}}')
     indices = sorted(_int_key(k, key) for k in value)
     if indices != list(range(len(indices))):
         raise ValueError(f"{key} keys must be 0..{len(indices) - 1}, got {indices}")

@@ -113,7 +113,8 @@ def _to_image(array: np.ndarray, props: ImageProperties, path: Path) -> Any:
     if array.shape != tuple(props.shape):
         if not (props.is_2d and array.shape == tuple(props.shape[1:])):
             raise ConfigError(
-                f"cannot write {path}: array shape {array.shape} does not match the image geometry {tuple(props.shape)}",
+                f"cannot write {path}: array shape {array.shape} does not match the image geometry "
+                f"{tuple(props.shape)}",
                 hint="write the array in the shape it was read with (no channel axis)",
             )
     if props.is_2d and array.ndim == 3:
@@ -261,9 +262,7 @@ class SimpleITKIO:
         image = _to_image(seg.astype(dtype, copy=False), props, path)
         _write(image, path, file_ending_of(path, self.file_endings))
 
-    def write_image(
-        self, image: np.ndarray, path: PathLike, props: ImageProperties, dtype: Any = np.float32
-    ) -> None:
+    def write_image(self, image: np.ndarray, path: PathLike, props: ImageProperties, dtype: Any = np.float32) -> None:
         """Write intensity data [*spatial] atomically, as ``dtype`` (``None`` keeps the array's dtype)."""
         path = Path(path)
         array = np.asarray(image)

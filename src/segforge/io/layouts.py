@@ -107,7 +107,7 @@ def resolve_task(task: str | int, raw_root: Path | None = None) -> Path:
             hint="rename or remove one of the folders, or pass the full folder name",
         )
     if not matches:
-        available = ", ".join(p.name for paths in tasks.values() for p in paths) or "none"
+        available = ", ".join(p.name for tid in sorted(tasks) for p in tasks[tid]) or "none"
         where = "" if raw_root.is_dir() else " (the folder does not exist)"
         raise UsageError(f"no task {task_id} in {raw_root}{where}; available: {available}", hint=RAW_HINT)
     return matches[0]
