@@ -10,15 +10,23 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from segforge._version import __version__
 from segforge.errors import SegforgeError
 
 #: modules under segforge.cli that add commands, in help order
-COMMAND_MODULES: list[str] = ["info_cmd", "plugins_cmd", "components_cmd"]
+COMMAND_MODULES: list[str] = [
+    "info_cmd",
+    "plugins_cmd",
+    "components_cmd",
+    "convert_cmd",
+    "verify_cmd",
+    "preprocess_cmd",
+]
 
 
 def _split_plugin_options(args: list[str]) -> tuple[list[str], list[str]]:
@@ -38,21 +46,35 @@ def _split_plugin_options(args: list[str]) -> tuple[list[str], list[str]]:
     return blocked, extra
 
 
-def _version_callback(value: bool) -> None:
-    if value:
-        verbose = any(a in ("-v", "--verbose") for a in sys.argv[1:])
-        if verbose:
-            from segforge.cli.info_cmd import print_info
+class SegforgeGroup(TyperGroup):
+    """The root command group: turns a SegforgeError from any command into ``error:``/``hint:``.
 
-            print_info()
-        else:
-            typer.echo(f"segforge {__version__}")
-        raise typer.Exit()
+    Handling it here (not only in :func:`main`) gives the same output and exit code to
+    everything that runs the app, ``typer.testing.CliRunner`` and plugin command groups included.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SegforgeError as exc:
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
+def _show_version(verbose: bool) -> None:
+    if verbose:
+        from segforge.cli.info_cmd import print_info
+
+        print_info()
+    else:
+        typer.echo(f"segforge {__version__}")
 
 
 def build_app() -> typer.Typer:
+    """The root app with segforge's own commands (plugin command groups are added by :func:`main`)."""
     app = typer.Typer(
         name="segforge",
+        cls=SegforgeGroup,
         help="Self-configuring medical image segmentation (nnU-Net style), built from plugins.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
@@ -60,19 +82,37 @@ def build_app() -> typer.Typer:
         rich_markup_mode="rich",
     )
 
-    @app.callback()
+    # --version is handled in the callback body, not by an eager option callback: an eager
+    # callback runs before ``-v`` is parsed, so ``--version -v`` could not see it.
+    @app.callback(invoke_without_command=True)
     def root(
-        version: Annotated[
-            bool,
-            typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit (-v: details)."),
+        ctx: typer.Context,
+        version: Annotated[bool, typer.Option("--version", help="Show the version and exit (-v: details).")] = False,
+        verbose: Annotated[
+            bool, typer.Option("--verbose", "-v", help="With --version: versions, folders, plugins.")
         ] = False,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With --version: versions, folders, plugins.")] = False,
         plugin: Annotated[
             Optional[list[str]],
-            typer.Option("-p", help="Load plugin MODULE, or block one with no:NAME (repeatable).", metavar="MODULE|no:NAME"),
+            typer.Option(
+                "-p", help="Load plugin MODULE, or block one with no:NAME (repeatable).", metavar="MODULE|no:NAME"
+            ),
         ] = None,
     ) -> None:
         """Self-configuring medical image segmentation (nnU-Net style), built from plugins."""
+        if plugin:  # main() has applied them already; this serves apps run without main (tests)
+            from segforge import plugins
+
+            values = [p.lstrip("=") for p in plugin]  # `-p=x` as _split_plugin_options reads it
+            plugins.configure(
+                blocked=[p.removeprefix("no:") for p in values if p.startswith("no:")],
+                extra=[p for p in values if not p.startswith("no:")],
+            )
+        if version:
+            _show_version(verbose)
+            raise typer.Exit()
+        if ctx.invoked_subcommand is None:
+            typer.echo(ctx.get_help())
+            raise typer.Exit(2)
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"segforge.cli.{name}").register(app)
