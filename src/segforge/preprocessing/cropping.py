@@ -32,6 +32,21 @@ def bounding_box(mask: np.ndarray) -> list[tuple[int, int]]:
     return box
 
 
+def signed_label_dtype(seg: np.ndarray) -> np.dtype:
+    """``seg``'s dtype if it can hold :data:`OUTSIDE_MASK_LABEL`, else the smallest signed one that fits.
+
+    Label files are read as uint8 when they fit (like nnU-Net writes them); writing -1 into
+    those would overflow, so cropping widens them first.
+    """
+    if seg.dtype.kind in "if":
+        return seg.dtype
+    high = int(seg.max()) if seg.size else 0
+    for dtype in (np.int8, np.int16, np.int32):
+        if high <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
 def crop_to_nonzero(
     data: np.ndarray, seg: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, list[tuple[int, int]]]:
@@ -47,7 +62,7 @@ def crop_to_nonzero(
     cropped = data[(slice(None), *slicer)]
     mask_c = mask[slicer]
     if seg is not None:
-        seg_c = np.array(seg[(slice(None), *slicer)], copy=True)
+        seg_c = np.array(seg[(slice(None), *slicer)], dtype=signed_label_dtype(seg), copy=True)
         seg_c[0][(seg_c[0] == 0) & ~mask_c] = OUTSIDE_MASK_LABEL
     else:
         seg_c = np.where(mask_c, 0, OUTSIDE_MASK_LABEL).astype(np.int8)[None]

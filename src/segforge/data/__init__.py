@@ -1,0 +1,1 @@
+"""Preprocessed-case storage, dataset loading and augmentation for training."""
