@@ -115,6 +115,8 @@ class Plans(_Strict):
     plans_name: str
     planner: str
     planner_version: str
+    #: the planner's Params as used, so plans can be re-derived for another network with the same settings
+    planner_params: dict[str, Any] = Field(default_factory=dict)
     segforge_version: str
     plugins: dict[str, str] = Field(default_factory=dict, description="distribution -> version")
     fingerprint_digest: str

@@ -1,0 +1,335 @@
+"""``segforge fingerprint``, ``segforge plan`` and ``segforge plan-and-preprocess`` (nnU-Net's planning commands).
+
+``fingerprint`` reads the raw dataset once and writes ``<preprocessed>/<task>/fingerprint.json``
+(reused while the raw files are unchanged). ``plan`` turns it into
+``<preprocessed>/<task>/<plans_name>.json`` with a planner component for a network.
+``plan-and-preprocess`` does both and preprocesses, like ``nnUNet_plan_and_preprocess``.
+The plans table goes to stdout; progress and notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from segforge.cli import render
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.config.fingerprint import Fingerprint
+    from segforge.config.plans import Plans
+    from segforge.io.layouts import RawDataset
+
+DEFAULT_PP_CONFIGS = ("2d", "3d_fullres", "3d_lowres")
+GIB = 1024**3
+
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task number (4), id (004) or folder name (Task004_X).")]
+WorkersOpt = Annotated[
+    Optional[int], typer.Option("-np", "--num-processes", help="Worker processes (default: cores, max 8).")
+]
+PlannerOpt = Annotated[str, typer.Option("--planner", help="Planner component (registry name).")]
+NetworkOpt = Annotated[str, typer.Option("--network", help="Network builder the plans are made for.")]
+GpuOpt = Annotated[
+    Optional[float], typer.Option("--gpu-memory-gb", help="Memory budget of one training step in GiB (default 8).")
+]
+OverwritePlansOpt = Annotated[bool, typer.Option("--overwrite-plans", help="Replace existing plans of this name.")]
+OverwriteFpOpt = Annotated[
+    bool, typer.Option("--overwrite", "--clean", help="Recompute the fingerprint even if the raw data is unchanged.")
+]
+CONFIGS_HELP = "Configurations (repeat, comma-separate or list them: --configs 2d 3d_fullres)."
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _workers(value: int | None, flag: str = "-np") -> int:
+    from segforge.errors import UsageError
+
+    workers = default_workers() if value is None else value
+    if workers < 1:
+        raise UsageError(f"{flag} must be at least 1, got {workers}", hint=f"pass {flag} 1 to use one process")
+    return workers
+
+
+def parse_configs(values: list[str] | None, extra: list[str]) -> list[str] | None:
+    """``--configs`` values (repeated, comma-separated, or followed by more names as nnU-Net takes them)."""
+    from segforge.errors import UsageError
+
+    if extra and values is None:
+        raise UsageError(f"unexpected argument '{extra[0]}'", hint="configuration names follow --configs")
+    if values is None:
+        return None
+    names = [n.strip() for v in [*values, *extra] for n in v.split(",") if n.strip()]
+    bad = [n for n in names if n.startswith("-")]
+    if bad:
+        raise UsageError(f"unexpected option '{bad[0]}' among --configs values", hint="see `segforge plan --help`")
+    return names
+
+
+def check_config_names(names: list[str]) -> list[str]:
+    """``names``, or a one-line UsageError for the first unknown configuration (before any work is done)."""
+    from segforge.config.plans import CONFIGURATION_NAMES
+    from segforge.errors import UsageError
+
+    for name in names:
+        if name not in CONFIGURATION_NAMES:
+            raise UsageError(
+                f"unknown configuration '{name}' (known: {', '.join(CONFIGURATION_NAMES)})",
+                hint="choose from 2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres",
+            )
+    return names
+
+
+def check_components(planner: str, network: str) -> None:
+    """Unknown planner or network names fail before any data is read (with did-you-mean)."""
+    from segforge.plugins import get_registries
+
+    registries = get_registries()
+    registries.planner.get(planner)
+    registries.network.get(network)
+
+
+# -- shared steps ---------------------------------------------------------------------------------
+def open_task(task: str) -> RawDataset:
+    from segforge.io.layouts import open_raw_dataset, resolve_task
+
+    return open_raw_dataset(resolve_task(task))
+
+
+def verify(raw: RawDataset, workers: int) -> None:
+    """The dataset integrity check; problems are listed on stderr and the first one raised."""
+    from segforge.cli.verify_cmd import print_problems
+    from segforge.io.verify import verify_dataset
+
+    report = verify_dataset(raw, num_processes=workers, show_progress=True)
+    print_problems(report)
+    report.raise_for_errors()
+    render.message(report.summary())
+
+
+def fingerprint_step(raw: RawDataset, workers: int, overwrite: bool) -> Fingerprint:
+    from segforge.planning.fingerprint import ensure_fingerprint, fingerprint_path
+
+    fingerprint, reused = ensure_fingerprint(raw, num_processes=workers, overwrite=overwrite)
+    path = fingerprint_path(raw.name)
+    render.message(f"{'reused' if reused else 'wrote'} fingerprint {path} ({fingerprint.num_cases} cases)")
+    return fingerprint
+
+
+def plan_step(
+    raw: RawDataset,
+    fingerprint: Fingerprint,
+    *,
+    planner: str,
+    network: str,
+    configs: list[str] | None,
+    gpu_memory_gb: float | None,
+    overwrite: bool,
+) -> tuple[Plans, Path]:
+    """Plan, then write the plans (or keep identical existing ones); returns the plans and their file."""
+    from segforge.planning.experiment import plan_experiment, plans_path
+
+    params = {"gpu_memory_gb": gpu_memory_gb} if gpu_memory_gb is not None else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plans = plan_experiment(fingerprint, planner=planner, network=network, params=params, configurations=configs)
+    for w in caught:
+        render.message(f"warning: {w.message}", style="yellow")
+    path = plans_path(raw.name, plans.plans_name)
+    render.message(f"{write_plans(plans, path, overwrite)} plans {path}")
+    return plans, path
+
+
+#: plans made by another segforge or plugin version with the same decisions are kept as they are
+VERSION_FIELDS = {"segforge_version", "plugins"}
+
+
+def write_plans(plans: Plans, path: Path, overwrite: bool) -> str:
+    """Save ``plans`` unless an equal file exists; a different one needs ``overwrite``.
+
+    Equal means the same decisions: a file written by another segforge or plugin version is
+    kept untouched when nothing else differs, so upgrading does not invalidate preprocessed data.
+    """
+    from segforge.errors import ConfigError
+    from segforge.planning.experiment import load_plans, save_plans
+
+    if path.is_file() and not overwrite:
+        old = load_plans(path).model_dump(mode="json", exclude=VERSION_FIELDS)
+        where = first_difference(old, plans.model_dump(mode="json", exclude=VERSION_FIELDS))
+        if where is None:
+            return "kept identical"
+        raise ConfigError(
+            f"{path} exists and differs from the new plans (at {where})",
+            hint="pass --overwrite-plans to replace it (preprocessed data made with it will be redone)",
+        )
+    save_plans(plans, path)
+    return "wrote"
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The JSON path of the first difference between two JSON-like values, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if key not in a or key not in b:
+                return f"{path}.{key}".lstrip(".")
+            found = first_difference(a[key], b[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = first_difference(x, y, f"{path}.{i}")
+            if found:
+                return found
+        return None
+    return None if a == b else (path.lstrip(".") or "<root>")
+
+
+def plans_table(plans: Plans) -> Any:
+    """config, spacing, patch, batch, network, stages, memory and data identifier per configuration."""
+
+    def fmt(values: list[float]) -> str:
+        return " x ".join(f"{v:g}" for v in values)
+
+    rows = []
+    for name, conf in plans.configurations.items():
+        strides = conf.network.params.get("strides")
+        stages = len(strides) if isinstance(strides, list) else "-"
+        memory = f"{conf.memory_estimate_bytes / GIB:.1f}" if conf.memory_estimate_bytes else "-"
+        rows.append(
+            (name, fmt(conf.spacing), fmt(conf.patch_size), conf.batch_size, conf.network.name, stages, memory,
+             ", ".join(conf.normalization), conf.data_identifier)
+        )  # fmt: skip
+    columns = ("config", "spacing", "patch", "batch", "network", "stages", "GiB", "norm", "data identifier")
+    title = (
+        f"{plans.plans_name} for {plans.dataset_name} (planner {plans.planner}, transpose {plans.transpose_forward})"
+    )
+    return render.table(columns, rows, title=title)
+
+
+def preprocess_step(
+    raw: RawDataset, plans: Plans, configs: list[str], lowres_workers: int, full_workers: int, quiet_skips: bool = False
+) -> None:
+    """Preprocess ``configs``; 3d_lowres with ``-tl`` workers, the others with ``-tf`` (nnU-Net's split)."""
+    from segforge.preprocessing.dataset_runner import preprocess_dataset
+    from segforge.settings import get_folders
+
+    names = [c for c in configs if c in plans.configurations]
+    skipped = [c for c in configs if c not in plans.configurations]
+    if skipped and not quiet_skips:
+        render.message(f"not preprocessing {', '.join(skipped)}: not in the plans for this dataset")
+    groups = [names] if lowres_workers == full_workers else [
+        [n for n in names if n == "3d_lowres"], [n for n in names if n != "3d_lowres"]
+    ]  # fmt: skip
+    root = get_folders().preprocessed.path
+    for group in filter(None, groups):
+        workers = lowres_workers if group == ["3d_lowres"] else full_workers
+        summary = preprocess_dataset(raw, plans, group, root, workers)
+        render.message(
+            f"preprocessed {', '.join(group)}: {summary.done} case(s) done, {summary.skipped} already complete "
+            f"({summary.seconds:.1f} s) in {summary.folder}"
+        )
+
+
+# -- commands -------------------------------------------------------------------------------------
+def fingerprint_command(task: TaskOpt, num_processes: WorkersOpt = None, overwrite: OverwriteFpOpt = False) -> None:
+    """Extract the dataset fingerprint (spacings, shapes, intensities, label counts) into fingerprint.json."""
+    raw = open_task(task)
+    fp = fingerprint_step(raw, _workers(num_processes), overwrite)
+    import numpy as np
+
+    rows = [
+        ("cases", fp.num_cases),
+        ("channels", ", ".join(f"{k}: {v}" for k, v in fp.channel_names.items())),
+        ("labels", ", ".join(f"{k}={v}" for k, v in fp.labels.items())),
+        ("median spacing", " x ".join(f"{v:g}" for v in np.median(fp.spacings, axis=0))),
+        ("median shape after crop", " x ".join(f"{v:g}" for v in np.median(fp.shapes_after_crop, axis=0))),
+        ("median size after crop", f"{fp.median_relative_size_after_cropping:.3f}"),
+    ]
+    for channel, stats in fp.foreground_intensity_properties_per_channel.items():
+        rows.append(
+            (f"channel {channel} foreground", f"mean {stats.mean:.4g}, std {stats.std:.4g}, "
+             f"p0.5 {stats.percentile_00_5:.4g}, p99.5 {stats.percentile_99_5:.4g}")
+        )  # fmt: skip
+    render.show(render.fields(rows, title=f"fingerprint of {fp.dataset_name}"))
+
+
+def plan_command(
+    ctx: typer.Context,
+    task: TaskOpt,
+    planner: PlannerOpt = "default",
+    network: NetworkOpt = "generic_unet",
+    configs: Annotated[Optional[list[str]], typer.Option("--configs", "-c", help=CONFIGS_HELP)] = None,
+    gpu_memory_gb: GpuOpt = None,
+    overwrite_plans: OverwritePlansOpt = False,
+    num_processes: WorkersOpt = None,
+) -> None:
+    """Plan the experiment: target spacing, patch and batch size, network topology per configuration.
+
+    Extracts the fingerprint first when there is none (or the raw data changed). Plans go to
+    <preprocessed>/<task>/segforgePlans.json (segforgePlans__<network>.json for other networks).
+    """
+    names = parse_configs(configs, list(ctx.args))
+    if names is not None:
+        check_config_names(names)
+    check_components(planner, network)
+    raw = open_task(task)
+    fp = fingerprint_step(raw, _workers(num_processes), overwrite=False)
+    plans, _ = plan_step(
+        raw, fp, planner=planner, network=network, configs=names, gpu_memory_gb=gpu_memory_gb, overwrite=overwrite_plans
+    )
+    render.show(plans_table(plans))
+
+
+def plan_and_preprocess_command(
+    ctx: typer.Context,
+    task: TaskOpt,
+    verify_dataset_integrity: Annotated[
+        bool, typer.Option("--verify-dataset-integrity", help="Check the raw dataset first (nnU-Net's flag).")
+    ] = False,
+    no_pp: Annotated[bool, typer.Option("--no-pp", help="Only fingerprint and plan; do not preprocess.")] = False,
+    planner: PlannerOpt = "default",
+    network: NetworkOpt = "generic_unet",
+    configs: Annotated[
+        Optional[list[str]], typer.Option("--configs", "-c", help=CONFIGS_HELP + " Default: 2d 3d_fullres 3d_lowres.")
+    ] = None,
+    num_processes: WorkersOpt = None,
+    tl: Annotated[Optional[int], typer.Option("-tl", help="Workers preprocessing 3d_lowres (default: -np).")] = None,
+    tf: Annotated[Optional[int], typer.Option("-tf", help="Workers preprocessing the others (default: -np).")] = None,
+    gpu_memory_gb: GpuOpt = None,
+    overwrite_plans: OverwritePlansOpt = False,
+    clean: Annotated[bool, typer.Option("--clean", help="Recompute the fingerprint even if unchanged.")] = False,
+) -> None:
+    """Fingerprint, plan and preprocess a raw dataset (nnUNet_plan_and_preprocess); re-running resumes.
+
+    Every configuration is planned; --configs chooses which are preprocessed.
+    """
+    requested = parse_configs(configs, list(ctx.args))
+    names = check_config_names(requested or list(DEFAULT_PP_CONFIGS))
+    workers = _workers(num_processes)
+    check_components(planner, network)
+    raw = open_task(task)
+    if verify_dataset_integrity:
+        verify(raw, workers)
+    fp = fingerprint_step(raw, workers, overwrite=clean)
+    plans, _ = plan_step(
+        raw, fp, planner=planner, network=network, configs=None, gpu_memory_gb=gpu_memory_gb, overwrite=overwrite_plans
+    )
+    render.show(plans_table(plans))
+    if not no_pp:
+        lowres_workers = _workers(tl if tl is not None else workers, "-tl")
+        full_workers = _workers(tf if tf is not None else workers, "-tf")
+        preprocess_step(raw, plans, names, lowres_workers, full_workers, quiet_skips=requested is None)
+
+
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fingerprint")(fingerprint_command)
+    app.command("plan", context_settings=EXTRA_ARGS)(plan_command)
+    app.command("plan-and-preprocess", context_settings=EXTRA_ARGS)(plan_and_preprocess_command)
