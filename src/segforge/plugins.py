@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import inspect
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ ENTRY_POINT_GROUP = "segforge"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.networks", "segforge.builtins.networks"),
     ("builtin.image_io", "segforge.builtins.image_io"),
+    ("builtin.normalizations", "segforge.builtins.normalizations"),
+    ("builtin.planners", "segforge.builtins.planners"),
+    ("builtin.losses", "segforge.builtins.losses"),
+    ("builtin.trainers", "segforge.builtins.trainers"),
 )
 
 Status = Literal["ok", "failed", "blocked"]
@@ -113,6 +118,8 @@ class SegforgeManager:
         if self.autoload:
             self._load_entry_points()
         for spec in self.extra:
+            if any(p.name == spec for p in self.plugins):  # `-p NAME` of an entry point already loaded
+                continue
             self._load(PluginInfo(spec, spec, None, None))
         for info in self.plugins:
             if info.status == "ok":
@@ -120,13 +127,15 @@ class SegforgeManager:
 
     # -- discovery --------------------------------------------------------------------
     def _load_entry_points(self) -> None:
-        seen: set[str] = set()
+        # the same distribution can be listed twice (two sys.path entries): load it once; a
+        # *different* distribution using the same plugin name is recorded as failed by _load
+        seen: set[tuple[str, str]] = set()
         for dist in importlib.metadata.distributions():
+            dist_name = dist.metadata["name"]
             for ep in dist.entry_points:
-                if ep.group != ENTRY_POINT_GROUP or ep.name in seen:
+                if ep.group != ENTRY_POINT_GROUP or (ep.name, dist_name) in seen:
                     continue
-                seen.add(ep.name)
-                dist_name = dist.metadata["name"]
+                seen.add((ep.name, dist_name))
                 self._load(PluginInfo(ep.name, ep.value, dist_name, dist.version), entry_point=ep)
 
     def _load(self, info: PluginInfo, entry_point: Any = None) -> None:
@@ -136,7 +145,9 @@ class SegforgeManager:
             self.pm.set_blocked(info.name)
             return
         if self.pm.has_plugin(info.name):
-            self._fail(info, "register", f"another plugin is already registered as '{info.name}'")
+            first = next(p for p in self.plugins if p.name == info.name)
+            by = f" by {first.origin.describe()}" if first is not info else ""
+            self._fail(info, "register", f"another plugin is already registered as '{info.name}'{by}")
             return
         try:
             plugin = entry_point.load() if entry_point is not None else importlib.import_module(info.module)
@@ -151,30 +162,56 @@ class SegforgeManager:
         self._check_unknown_hooks(info, plugin)
 
     def _check_unknown_hooks(self, info: PluginInfo, plugin: ModuleType | Any) -> None:
+        """Fail a plugin whose hook names no spec declares, or whose hooks lack ``@hookimpl``.
+
+        pluggy would keep a misspelled hook pending and silently ignore an unmarked function,
+        so the plugin would load and register nothing; failing now names the mistake.
+        """
         known = {name for name in dir(hookspecs) if name.startswith("segforge_")}
-        impls = [c.name for c in self.pm.get_hookcallers(plugin) or []]
-        info.hooks = sorted(n for n in impls if n in known)
-        unknown = sorted(n for n in impls if n not in known)
+        callers = self.pm.get_hookcallers(plugin) or []
+        info.hooks = sorted(c.name for c in callers if c.name in known)
+        unknown = sorted(
+            c.name
+            for c in callers
+            if c.name not in known and not all(i.optionalhook for i in c.get_hookimpls() if i.plugin is plugin)
+        )
+        marker = f"{hookspecs.PROJECT_NAME}_impl"
+        unmarked = sorted(
+            n
+            for n in dir(plugin)
+            if n in known and inspect.isroutine(getattr(plugin, n, None)) and not hasattr(getattr(plugin, n), marker)
+        )
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
             did = f" (did you mean '{close[0]}'?)" if close else ""
             self.pm.unregister(plugin)
             self._fail(info, "register", f"implements unknown hook '{unknown[0]}'{did}")
+        elif unmarked:
+            self.pm.unregister(plugin)
+            self._fail(info, "register", f"defines '{unmarked[0]}' without the @segforge.hookimpl decorator")
 
     def _fail(self, info: PluginInfo, stage: str, cause: str) -> None:
-        info.status, info.stage, info.error = "failed", stage, cause.strip().splitlines()[0] if cause.strip() else cause
+        # one line: pluggy's validation errors put the useful part on their second line
+        info.status, info.stage, info.error = "failed", stage, " ".join(cause.split())
+
+    def _impls(self, info: PluginInfo, hook_name: str) -> list[Any]:
+        """This plugin's implementations of one hook (honours ``@hookimpl(specname=...)``)."""
+        plugin = self.pm.get_plugin(info.name)
+        return [i for i in getattr(self.pm.hook, hook_name).get_hookimpls() if i.plugin is plugin]
+
+    def _call(self, info: PluginInfo, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call one plugin's impls of a hook on their own, passing only the arguments each accepts."""
+        return [impl.function(*[kwargs[a] for a in impl.argnames]) for impl in self._impls(info, hook_name)]
 
     # -- registration -----------------------------------------------------------------
     def _register_components(self, info: PluginInfo) -> None:
-        plugin = self.pm.get_plugin(info.name)
         staged: list[RegistrarView] = []
         for kind, (hook_name, _attrs) in KINDS.items():
-            fn = getattr(plugin, hook_name, None)
-            if fn is None or hook_name not in info.hooks:
+            if hook_name not in info.hooks:
                 continue
             view = RegistrarView(kind, info.origin)
             try:
-                fn(registry=view)
+                self._call(info, hook_name, registry=view)
             except Exception as exc:  # a hook that raises disables its whole plugin
                 self._fail(info, hook_name, f"{type(exc).__name__}: {exc}")
                 return
@@ -194,7 +231,7 @@ class SegforgeManager:
             if info.name == name:
                 return info
         names = [p.name for p in self.plugins]
-        close = difflib.get_close_matches(name, names, n=1)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)  # as the registries do
         raise PluginError(
             f"no plugin named '{name}' (installed: {', '.join(names) or 'none'})",
             hint=f"did you mean '{close[0]}'?" if close else "`segforge plugins list --all` shows every plugin",
@@ -228,12 +265,13 @@ class SegforgeManager:
             if info.status != "ok" or "segforge_report_header" not in info.hooks:
                 continue
             try:
-                result = self.pm.get_plugin(info.name).segforge_report_header()
+                results = self._call(info, "segforge_report_header")
             except Exception as exc:
                 lines.append(f"{info.name}: report header failed: {type(exc).__name__}: {exc}")
                 continue
-            for line in [result] if isinstance(result, str) else result or []:
-                lines.append(f"{info.name}: {line}")
+            for result in results:
+                for line in [result] if isinstance(result, str) else result or []:
+                    lines.append(f"{info.name}: {line}")
         return lines
 
     def add_commands(self, app: Any) -> None:
@@ -244,7 +282,7 @@ class SegforgeManager:
             if info.status != "ok" or "segforge_add_commands" not in info.hooks:
                 continue
             try:
-                self.pm.get_plugin(info.name).segforge_add_commands(app=CommandRegistrar(app, info))
+                self._call(info, "segforge_add_commands", app=CommandRegistrar(app, info))
             except Exception as exc:
                 self._fail(info, "segforge_add_commands", f"{type(exc).__name__}: {exc}")
 
@@ -256,7 +294,11 @@ _OPTIONS: dict[str, Any] = {}
 def configure(*, blocked: Iterable[str] = (), extra: Iterable[str] = ()) -> None:
     """Set the ``-p`` options for the process-wide manager (called by the CLI before loading)."""
     global _MANAGER
-    _OPTIONS.update(blocked=list(blocked), extra=list(extra))
+    options = {"blocked": list(blocked), "extra": list(extra)}
+    if options == _OPTIONS:  # same options again (main, then the root callback): keep what is loaded
+        return
+    _OPTIONS.clear()
+    _OPTIONS.update(options)
     _MANAGER = None
 
 

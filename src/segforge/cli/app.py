@@ -26,6 +26,11 @@ COMMAND_MODULES: list[str] = [
     "convert_cmd",
     "verify_cmd",
     "preprocess_cmd",
+    "plan_cmd",
+    "train_cmd",
+    "predict_cmd",
+    "evaluate_cmd",
+    "demo_cmd",
 ]
 
 

@@ -1,0 +1,437 @@
+"""Prediction benchmark: segforge vs nnU-Net v2 (and MONAI) on the same network and weights, one run, CPU.
+
+Run it in the environment that has nnU-Net v2 and MONAI (README: /work/nnunet-venv)::
+
+    /work/nnunet-venv/bin/python benchmarks/predict.py                     # (a) without mirroring + (b)
+    /work/nnunet-venv/bin/python benchmarks/predict.py --parts a --mirror on
+    /work/nnunet-venv/bin/python benchmarks/predict.py --parts b --keep /tmp/pb
+
+(a) **Sliding-window throughput** on a CT-like volume (default 128x256x256, CT-normalized) with
+    nnU-Net's default 3d_fullres network for BASELINES.md's CT plan (PlainConvUNet, 6 stages
+    32..320, patch 96x160x128, 31.1 M parameters, random weights, seed 0): nnU-Net's
+    ``predict_sliding_window_return_logits``, MONAI's ``sliding_window_inference`` (Gaussian,
+    overlap 0.5; no mirroring: MONAI has none) and segforge's sliding window in fp32 and
+    bf16 autocast. Timed is the sliding-window call only; every run is its own process
+    (peak RSS = its process tree, sampled). Argmax agreement with nnU-Net is reported.
+(b) **End to end** (raw NIfTI in, segmentation file out): ``nnUNetv2_predict_from_modelfolder``
+    vs ``segforge predict`` on one CT-like image (default 300x512x512, spacing 1.25x0.7x0.7 mm,
+    resampled to the plan's 2.5x0.8x0.8), 14 classes, a small network (the CT topology with 8
+    base features), no mirroring. Both CLIs with their defaults; peak RSS summed over the
+    process tree (workers included), wall time, and the agreement of the two segmentations.
+
+Each child runs with the same number of torch threads (``--threads``, default 2). Results are
+printed as tables and written as JSON (``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CT_PATCH = (96, 160, 128)
+CT_KERNELS = [[1, 3, 3]] + [[3, 3, 3]] * 5
+CT_STRIDES = [[1, 1, 1], [1, 2, 2]] + [[2, 2, 2]] * 4
+POLL_S = 0.05
+HERE = Path(__file__).resolve().parent
+
+
+# -- networks and weights ------------------------------------------------------------------------
+def nnunet_network(features: list[int], num_classes: int, deep_supervision: bool):  # noqa: ANN201
+    import torch
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+    n = len(features)
+    return PlainConvUNet(
+        1, n, features, torch.nn.Conv3d, CT_KERNELS[:n], CT_STRIDES[:n], [2] * n, num_classes, [2] * (n - 1),
+        True, torch.nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, torch.nn.LeakyReLU,
+        {"inplace": True}, deep_supervision=deep_supervision,
+    )  # fmt: skip
+
+
+def segforge_params(features: list[int]) -> dict:
+    n = len(features)
+    return {"features_per_stage": features, "kernel_sizes": CT_KERNELS[:n], "strides": CT_STRIDES[:n]}
+
+
+def to_segforge_weights(nnunet_state: dict, segforge_state: dict) -> dict:
+    """nnU-Net's PlainConvUNet state dict in segforge's generic_unet names (same tensors, same order).
+
+    nnU-Net lists some tensors twice (``all_modules`` aliases, the encoder again under
+    ``decoder.encoder``); without those, both networks register the same tensors in the same order.
+    """
+    unique = [(k, v) for k, v in nnunet_state.items() if "all_modules" not in k and not k.startswith("decoder.encoder.")]
+    if len(unique) != len(segforge_state):
+        raise SystemExit(f"cannot map weights: {len(unique)} nnU-Net tensors vs {len(segforge_state)} segforge")
+    out = {}
+    for (name, tensor), (ours, target) in zip(unique, segforge_state.items(), strict=True):
+        if tensor.shape != target.shape:
+            raise SystemExit(f"cannot map {name} {tuple(tensor.shape)} to {ours} {tuple(target.shape)}")
+        out[ours] = tensor.clone()
+    return out
+
+
+def segforge_network(features: list[int], num_classes: int, nnunet_state: dict, deep_supervision: bool):  # noqa: ANN201
+    from segforge.networks.generic_unet import GenericUNetBuilder
+
+    net = GenericUNetBuilder().build(segforge_params(features), 1, num_classes, deep_supervision=deep_supervision)
+    net.load_state_dict(to_segforge_weights(nnunet_state, net.state_dict()))
+    return net.eval()
+
+
+# -- data ---------------------------------------------------------------------------------------
+def ct_like_hu(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A body of soft tissue in air holding organs and lesions (int16 HU), a few per axis."""
+    rng = np.random.default_rng(seed)
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    z, y, x = (g.astype(np.float32) / s * 2 - 1 for g, s in zip(grids, shape, strict=True))
+    hu = np.full(shape, -1000.0, dtype=np.float32)
+    hu[np.broadcast_to((y / 0.8) ** 2 + (x / 0.9) ** 2 <= 1.0, shape)] = 40.0
+    for _ in range(12):
+        c, r = rng.uniform(-0.5, 0.5, 3), rng.uniform(0.08, 0.3, 3)
+        inside = ((z - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((x - c[2]) / r[2]) ** 2 <= 1.0
+        hu[inside] = rng.uniform(60, 300)
+    hu += rng.normal(0.0, 20.0, shape).astype(np.float32)
+    return np.round(hu).astype(np.int16)
+
+
+def ct_normalized(hu: np.ndarray) -> np.ndarray:
+    """nnU-Net's CT normalization with the CT-like dataset's foreground statistics."""
+    out = np.clip(hu.astype(np.float32), 71.0, 291.0)
+    return ((out - 152.89) / 59.95)[None].astype(np.float32)
+
+
+# -- measuring ------------------------------------------------------------------------------------
+def tree_rss(proc) -> int:  # noqa: ANN001 - psutil.Process
+    import psutil
+
+    total = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def measure(cmd: list[str], env: dict[str, str], log: Path) -> dict:
+    """Run ``cmd``: wall seconds, peak RSS summed over its process tree, exit code, last JSON line of stdout."""
+    import psutil
+
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = psutil.Process(popen.pid)
+        peak = 0
+        while popen.poll() is None:
+            peak = max(peak, tree_rss(proc))
+            time.sleep(POLL_S)
+        wall = time.perf_counter() - start
+    result = {"wall_s": wall, "peak_rss_gb": peak / 1e9, "returncode": popen.returncode}
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            result.update(json.loads(line))
+            break
+    if popen.returncode != 0:
+        print(f"  FAILED ({popen.returncode}); log: {log}\n" + log.read_text(errors="replace")[-3000:], flush=True)
+    return result
+
+
+def child_env(threads: int) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env.pop("SEGFORGE_DEBUG", None)
+    return env
+
+
+# -- part (a): sliding window -----------------------------------------------------------------------
+def child_sliding_window(args: argparse.Namespace) -> None:
+    """One sliding-window run in this process; prints a JSON line and saves the argmax."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    image = np.load(work / "a_input.npy")
+    state = torch.load(work / "a_weights.pt", weights_only=True)
+    mirror = (0, 1, 2) if args.mirror else None
+    features = [32, 64, 128, 256, 320, 320]
+    if args.runner == "nnunet":
+        net = nnunet_network(features, 3, deep_supervision=False)
+        net.load_state_dict(state)
+        run = _nnunet_runner(net.eval(), mirror)
+    elif args.runner == "monai":
+        net = nnunet_network(features, 3, deep_supervision=False)
+        net.load_state_dict(state)
+        run = _monai_runner(net.eval())
+    else:
+        run = _segforge_runner(segforge_network(features, 3, state, False), mirror, args.precision)
+    start = time.perf_counter()
+    logits = run(image)
+    seconds = time.perf_counter() - start
+    np.save(work / f"a_{args.tag}.npy", logits.argmax(0).numpy().astype(np.uint8))
+    import resource
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "maxrss_gb": maxrss / 1e9}), flush=True)
+
+
+def _nnunet_runner(net, mirror):  # noqa: ANN001, ANN202
+    from types import SimpleNamespace
+
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirror is not None,
+                                perform_everything_on_device=False, device=torch.device("cpu"), verbose=False,
+                                allow_tqdm=False)  # fmt: skip
+    predictor.network = net
+    predictor.configuration_manager = SimpleNamespace(patch_size=list(CT_PATCH))
+    predictor.label_manager = SimpleNamespace(num_segmentation_heads=3)
+    predictor.allowed_mirroring_axes = mirror
+    return lambda image: predictor.predict_sliding_window_return_logits(torch.from_numpy(image)).float()
+
+
+def _monai_runner(net):  # noqa: ANN001, ANN202
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    def run(image: np.ndarray):  # noqa: ANN202
+        with torch.inference_mode():
+            out = sliding_window_inference(torch.from_numpy(image)[None], CT_PATCH, 1, net, overlap=0.5,
+                                           mode="gaussian", sigma_scale=0.125)  # fmt: skip
+        return out[0]
+
+    return run
+
+
+def _segforge_runner(net, mirror, precision):  # noqa: ANN001, ANN202
+    from segforge.inference.sliding_window import SlidingWindowPredictor, SlidingWindowSettings
+
+    predictor = SlidingWindowPredictor(net, SlidingWindowSettings(CT_PATCH, mirror_axes=mirror, precision=precision))
+    return predictor.predict_logits
+
+
+def prepare_a(work: Path, shape: tuple[int, ...]) -> None:
+    import torch
+
+    np.save(work / "a_input.npy", ct_normalized(ct_like_hu(shape)))
+    torch.manual_seed(0)
+    net = nnunet_network([32, 64, 128, 256, 320, 320], 3, deep_supervision=False)
+    torch.save(net.state_dict(), work / "a_weights.pt")
+
+
+def run_a(work: Path, shape: tuple[int, ...], mirror_modes: list[bool], threads: int) -> list[dict]:
+    prepare_a(work, shape)
+    runs = []
+    for mirror in mirror_modes:
+        plan = [("nnunet", "fp32"), ("segforge", "fp32"), ("segforge", "bf16")]
+        if not mirror:
+            plan.insert(1, ("monai", "fp32"))
+        for runner, precision in plan:
+            tag = f"{runner}_{precision}_{'mirror' if mirror else 'plain'}"
+            cmd = [sys.executable, __file__, "--child", "a", "--runner", runner, "--precision", precision,
+                   "--work", str(work), "--tag", tag, "--threads", str(threads)] + (["--mirror-child"] if mirror else [])  # fmt: skip
+            print(f"(a) {tag} ...", flush=True)
+            result = {"part": "a", "runner": runner, "precision": precision, "mirror": mirror, "tag": tag,
+                      **measure(cmd, child_env(threads), work / f"a_{tag}.log")}  # fmt: skip
+            print(f"    {result.get('seconds', float('nan')):.1f} s, peak {result['peak_rss_gb']:.2f} GB", flush=True)
+            runs.append(result)
+        _agreement(work, runs, mirror)
+    voxels = int(np.prod(shape))
+    for r in runs:
+        r["voxels_per_s"] = voxels / r["seconds"] if r.get("seconds") else None
+    return runs
+
+
+def _agreement(work: Path, runs: list[dict], mirror: bool) -> None:
+    suffix = "mirror" if mirror else "plain"
+    ref_path = work / f"a_nnunet_fp32_{suffix}.npy"
+    if not ref_path.exists():
+        return
+    ref = np.load(ref_path)
+    for r in runs:
+        path = work / f"a_{r['tag']}.npy"
+        if r["mirror"] == mirror and path.exists():
+            r["argmax_agreement_vs_nnunet"] = float((np.load(path) == ref).mean())
+
+
+# -- part (b): end to end ------------------------------------------------------------------------------
+B_FEATURES = [8, 16, 32, 64, 128, 256]
+B_CLASSES = 14
+B_SPACING_IMAGE = (1.25, 0.7, 0.7)
+B_SPACING_PLAN = [2.5, 0.8, 0.8]
+
+
+def _nnunet_plans() -> dict:
+    template = Path(os.environ.get("NNUNET_REF", "/work/nnunet_ref")) / "nnUNet_preprocessed" / "Dataset900_CTLike"
+    plans = json.loads((template / "nnUNetPlans.json").read_text())
+    conf = plans["configurations"]["3d_fullres"]
+    conf["spacing"] = B_SPACING_PLAN
+    conf["architecture"]["arch_kwargs"]["features_per_stage"] = B_FEATURES
+    plans["configurations"] = {"3d_fullres": conf}
+    plans["dataset_name"] = "Dataset901_CTBig"
+    return plans
+
+
+def _segforge_plans(nnunet_plans: dict):  # noqa: ANN202
+    from segforge.config.plans import ConfigurationPlan, IntensityStats, NetworkSpec, Plans
+
+    conf = nnunet_plans["configurations"]["3d_fullres"]
+    stats = IntensityStats(**nnunet_plans["foreground_intensity_properties_per_channel"]["0"])
+    cp = ConfigurationPlan(
+        name="3d_fullres", data_identifier="segforgePlans_3d_fullres", spacing=conf["spacing"],
+        patch_size=conf["patch_size"], batch_size=2, median_image_size_in_voxels=conf["median_image_size_in_voxels"],
+        normalization=["ct"], use_mask_for_norm=[False],
+        network=NetworkSpec(name="generic_unet", version="1.0", params=segforge_params(B_FEATURES)),
+    )  # fmt: skip
+    return Plans(
+        dataset_name="Task901_CTBig", plans_name="segforgePlans", planner="default", planner_version="1",
+        segforge_version="0", fingerprint_digest="benchmark", transpose_forward=[0, 1, 2],
+        transpose_backward=[0, 1, 2], original_median_spacing_after_transp=list(B_SPACING_IMAGE),
+        original_median_shape_after_transp=[300.0, 512.0, 512.0],
+        labels={"background": 0, **{f"class{i}": i for i in range(1, B_CLASSES)}},
+        foreground_intensity_properties_per_channel={"0": stats}, configurations={"3d_fullres": cp},
+    )  # fmt: skip
+
+
+def prepare_b(work: Path, shape: tuple[int, ...]) -> tuple[Path, Path, Path]:
+    """The raw image, nnU-Net's model folder and segforge's run folder, with the same weights."""
+    import SimpleITK as sitk
+    import torch
+
+    from segforge.training.checkpoint import CHECKPOINT_FORMAT_VERSION, CHECKPOINT_KEYS, save_checkpoint
+
+    images = work / "b_in"
+    images.mkdir(exist_ok=True)
+    itk = sitk.GetImageFromArray(ct_like_hu(shape, seed=1))
+    itk.SetSpacing([float(s) for s in B_SPACING_IMAGE[::-1]])
+    sitk.WriteImage(itk, str(images / "ct_000_0000.nii.gz"), True)
+    torch.manual_seed(0)
+    net = nnunet_network(B_FEATURES, B_CLASSES, deep_supervision=True)
+    plans = _nnunet_plans()
+    nn_dir = work / "b_nnunet_model"
+    (nn_dir / "fold_0").mkdir(parents=True, exist_ok=True)
+    (nn_dir / "plans.json").write_text(json.dumps(plans, indent=1))
+    labels = {"background": 0, **{f"class{i}": i for i in range(1, B_CLASSES)}}
+    dataset = {"channel_names": {"0": "CT"}, "labels": labels, "numTraining": 1, "file_ending": ".nii.gz"}
+    (nn_dir / "dataset.json").write_text(json.dumps(dataset, indent=1))
+    torch.save({"network_weights": net.state_dict(), "trainer_name": "nnUNetTrainer",
+                "init_args": {"configuration": "3d_fullres"}, "inference_allowed_mirroring_axes": (0, 1, 2)},
+               nn_dir / "fold_0" / "checkpoint_final.pth")  # fmt: skip
+    ours = segforge_network(B_FEATURES, B_CLASSES, net.state_dict(), deep_supervision=True)
+    sf_dir = work / "b_segforge_results" / "Task901_CTBig" / "3d_fullres" / "default__generic_unet__segforgePlans"
+    payload = {key: None for key in CHECKPOINT_KEYS}
+    payload.update(format_version=CHECKPOINT_FORMAT_VERSION, segforge_version="0", network_weights=ours.state_dict(),
+                   optimizer_state={}, schedule={}, progress={"iteration": 0}, logs={}, rng={}, seed=0,
+                   plans_json=_segforge_plans(plans).model_dump_json(), configuration="3d_fullres",
+                   network={"name": "generic_unet", "version": "1.0", "params": segforge_params(B_FEATURES),
+                            "in_channels": 1, "num_classes": B_CLASSES},
+                   trainer={"name": "default", "version": "1.0", "params": {}}, loss={}, versions={})  # fmt: skip
+    (sf_dir / "fold_0").mkdir(parents=True, exist_ok=True)
+    save_checkpoint(sf_dir / "fold_0" / "checkpoint_final.pt", payload)
+    return images, nn_dir, sf_dir
+
+
+def run_b(work: Path, shape: tuple[int, ...], threads: int, sequential: bool) -> list[dict]:
+    images, nn_dir, sf_dir = prepare_b(work, shape)
+    for path in images.iterdir():  # warm the page cache for both
+        path.read_bytes()
+    bin_dir = Path(sys.executable).parent
+    nn_cmd = [str(bin_dir / "nnUNetv2_predict_from_modelfolder"), "-i", str(images), "-o", str(work / "b_out_nnunet"),
+              "-m", str(nn_dir), "-f", "0", "-chk", "checkpoint_final.pth", "--disable_tta", "-device", "cpu"]  # fmt: skip
+    sf_cmd = [str(bin_dir / "segforge"), "predict", "-i", str(images), "-o", str(work / "b_out_segforge"),
+              "-m", str(sf_dir), "-f", "0", "--no-tta", "--device", "cpu"] + (["--sequential"] if sequential else [])  # fmt: skip
+    env = child_env(threads)
+    env.update(nnUNet_raw=str(work), nnUNet_preprocessed=str(work), nnUNet_results=str(work))
+    runs = []
+    for name, cmd in (("nnunet", nn_cmd), ("segforge", sf_cmd)):
+        print(f"(b) {name} end to end ...", flush=True)
+        result = {"part": "b", "runner": name, **measure(cmd, env, work / f"b_{name}.log")}
+        print(f"    {result['wall_s']:.1f} s, peak {result['peak_rss_gb']:.2f} GB", flush=True)
+        runs.append(result)
+    import SimpleITK as sitk
+
+    outs = [work / f"b_out_{n}" / "ct_000.nii.gz" for n in ("nnunet", "segforge")]
+    if all(p.exists() for p in outs):
+        a, b = (sitk.ReadImage(str(p)) for p in outs)
+        runs[1]["agreement_vs_nnunet"] = float((sitk.GetArrayFromImage(a) == sitk.GetArrayFromImage(b)).mean())
+        runs[1]["same_geometry"] = a.GetSize() == b.GetSize() and np.allclose(a.GetSpacing(), b.GetSpacing())
+    return runs
+
+
+# -- report -----------------------------------------------------------------------------------------------
+def report(runs: list[dict]) -> None:
+    a = [r for r in runs if r["part"] == "a"]
+    for mirror in (False, True):
+        rows = [r for r in a if r["mirror"] == mirror]
+        if not rows:
+            continue
+        ref = next((r for r in rows if r["runner"] == "nnunet"), None)
+        print(f"\n(a) sliding window, mirroring {'on (8 flips)' if mirror else 'off'}")
+        print(f"{'run':<22}{'seconds':>9}{'vox/s':>10}{'peak GB':>9}{'speed vs nnU-Net':>18}{'argmax agree':>14}")
+        for r in rows:
+            speed = ref["seconds"] / r["seconds"] if ref and r.get("seconds") and ref.get("seconds") else float("nan")
+            agree = r.get("argmax_agreement_vs_nnunet", float("nan"))
+            print(f"{r['runner'] + ' ' + r['precision']:<22}{r.get('seconds', float('nan')):>9.1f}"
+                  f"{(r.get('voxels_per_s') or 0) / 1e3:>9.0f}k{r['peak_rss_gb']:>9.2f}{speed:>17.2f}x{agree:>14.4f}")  # fmt: skip
+    b = [r for r in runs if r["part"] == "b"]
+    if len(b) == 2:
+        nn, sf = b
+        print("\n(b) end to end, one raw CT-like image, 14 classes, no mirroring")
+        print(f"{'run':<12}{'wall s':>9}{'peak RSS GB':>13}")
+        for r in b:
+            print(f"{r['runner']:<12}{r['wall_s']:>9.1f}{r['peak_rss_gb']:>13.2f}")
+        print(f"segforge / nnU-Net: peak RSS {sf['peak_rss_gb'] / nn['peak_rss_gb']:.2f}x, "
+              f"wall {sf['wall_s'] / nn['wall_s']:.2f}x; segmentation agreement "
+              f"{sf.get('agreement_vs_nnunet', float('nan')):.4f}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["a", "b"], choices=["a", "b"])
+    parser.add_argument("--mirror", default="off", choices=["off", "on", "both"], help="(a) mirroring modes")
+    parser.add_argument("--shape-a", nargs=3, type=int, default=[128, 256, 256])
+    parser.add_argument("--shape-b", nargs=3, type=int, default=[300, 512, 512])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sequential", action="store_true", help="(b) segforge predict --sequential")
+    parser.add_argument("--keep", type=Path, help="keep inputs, outputs and logs in this folder")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    # child mode (internal)
+    parser.add_argument("--child", choices=["a"], help=argparse.SUPPRESS)
+    parser.add_argument("--runner", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--mirror-child", dest="mirror_child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--tag", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        args.mirror = args.mirror_child
+        child_sliding_window(args)
+        return 0
+    work = args.keep or Path(tempfile.mkdtemp(prefix="segforge_predict_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.mirror]
+    runs: list[dict] = []
+    if "a" in args.parts:
+        runs += run_a(work, tuple(args.shape_a), modes, args.threads)
+    if "b" in args.parts:
+        runs += run_b(work, tuple(args.shape_b), args.threads, args.sequential)
+    report(runs)
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=2))
+    print(f"\nwork folder: {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""``segforge predict``: segment a folder of raw images with a trained model (nnUNet_predict).
+
+The model is found from ``--task/--config/--trainer/--network/--plans`` in the results folder,
+or given directly with ``-m`` (a ``<trainer>__<network>__<plans>`` folder or one fold folder).
+nnU-Net's spellings work where they are cheap: ``-f``, ``-tr``, ``-c``, ``-chk model_best``,
+``--disable-tta``, ``--step_size``, ``--save_probabilities``. Progress goes to stderr, the
+summary table to stdout.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from segforge.cli import render
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.inference.predictor import CaseResult
+
+FOLDS_HELP = "Folds to ensemble (repeat, or list them: --folds 0 1 2; 'all' = fold_all). Default: every trained fold."
+
+
+def parse_folds(values: list[str] | None, extra: list[str]) -> list[str] | None:
+    """``--folds 0 1 2`` / ``-f 0 -f 1`` / ``--folds 0,1`` as fold names; ``all`` stays ``all``."""
+    from segforge.errors import UsageError
+
+    if extra and values is None:
+        raise UsageError(f"unexpected argument '{extra[0]}'", hint="fold numbers follow --folds")
+    if values is None:
+        return None
+    folds = [f.strip() for v in [*values, *extra] for f in v.split(",") if f.strip()]
+    for fold in folds:
+        if fold != "all" and not fold.isdigit():
+            raise UsageError(f"invalid fold '{fold}'", hint="folds are numbers (0 1 2 3 4) or 'all'")
+    return folds
+
+
+def resolve_device(name: str) -> Any:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a usage error."""
+    import torch
+
+    from segforge.errors import UsageError
+
+    if name not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown device '{name}'", hint="choose auto, cpu or cuda")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda but no CUDA device is available", hint="use --device cpu")
+    return torch.device(name)
+
+
+def find_model_dir(task: str | None, model_dir: Path | None, config: str, trainer: str, network: str,
+                   plans: str | None) -> Path:  # fmt: skip
+    from segforge.errors import UsageError
+    from segforge.inference.model_loading import model_folder
+    from segforge.planning.experiment import plans_name_for
+    from segforge.settings import get_folders
+
+    if model_dir is not None:
+        if not model_dir.is_dir():
+            raise UsageError(f"model folder {model_dir} does not exist", hint="pass a results run or fold folder")
+        return model_dir
+    if task is None:
+        raise UsageError("pass --task N (or -m MODEL_DIR)", hint="e.g. segforge predict -i imagesTs -o preds --task 4")
+    return model_folder(get_folders().results.path, task, config, trainer, network, plans or plans_name_for(network))
+
+
+def summary_table(results: list[CaseResult], skipped: list[Any]) -> Any:
+    rows = []
+    for r in results:
+        s = r.seconds
+        rows.append((r.case_id, " x ".join(map(str, r.shape)), f"{s.get('preprocess', 0):.1f}",
+                     f"{s.get('predict', 0):.1f}", f"{s.get('export', 0):.1f}", r.output.name))  # fmt: skip
+    rows += [(j.case_id, "-", "-", "-", "-", f"{j.output.name} (exists, skipped)") for j in skipped]
+    return render.table(("case", "shape (preprocessed)", "preprocess s", "predict s", "export s", "output"), rows)
+
+
+class _Progress:
+    """A rich progress display on stderr: cases done, and tiles of the current case."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=render.err(), transient=True)  # fmt: skip
+        self.cases = self.progress.add_task("cases", total=total)
+        self.tiles = self.progress.add_task("tiles", total=1)
+
+    def __call__(self, stage: str, case_id: str, done: int, total: int) -> None:
+        if stage == "tiles":
+            self.progress.update(self.tiles, description=f"{case_id} tiles", completed=done, total=total)
+        else:
+            self.progress.update(self.cases, completed=done, total=total)
+
+
+def predict_command(
+    ctx: typer.Context,
+    input_folder: Annotated[Path, typer.Option("-i", "--input", help="Folder with CASE_0000.nii.gz, ... files.")],
+    output_folder: Annotated[Path, typer.Option("-o", "--output", help="Folder for the segmentations.")],
+    task: Annotated[Optional[str], typer.Option("--task", "-t", "-d", help="Task number or name.")] = None,
+    config: Annotated[str, typer.Option("--config", "-c", help="Configuration.")] = "3d_fullres",
+    trainer: Annotated[str, typer.Option("--trainer", "-tr", help="Trainer the model was trained with.")] = "default",
+    network: Annotated[str, typer.Option("--network", help="Network the model was trained with.")] = "generic_unet",
+    plans: Annotated[Optional[str], typer.Option("--plans", help="Plans name (default: the network's).")] = None,
+    folds: Annotated[Optional[list[str]], typer.Option("--folds", "-f", help=FOLDS_HELP)] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", "-chk", help="best, final or latest.")] = "final",
+    no_tta: Annotated[bool, typer.Option("--no-tta", "--disable-tta", help="No test-time mirroring.")] = False,
+    step_size: Annotated[float, typer.Option("--step-size", "--step_size", help="Tile step (fraction).")] = 0.5,
+    save_probabilities: Annotated[
+        bool, typer.Option("--save-probabilities", "--save_probabilities", help="Also write CASE.npz + CASE.json.")
+    ] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision", help="Forward pass: auto (CUDA fp16; CPU bf16 where native, else fp32), fp32, bf16, fp16."
+        ),
+    ] = "auto",
+    part_id: Annotated[int, typer.Option("--part-id", "--part_id", help="This shard (0-based).")] = 0,
+    num_parts: Annotated[int, typer.Option("--num-parts", "--num_parts", help="Number of shards.")] = 1,
+    continue_: Annotated[bool, typer.Option("--continue", help="Skip cases whose output exists.")] = False,
+    model_dir: Annotated[Optional[Path], typer.Option("-m", "--model-dir", help="Run or fold folder.")] = None,
+    sequential: Annotated[
+        bool, typer.Option("--sequential", help="No overlap of preprocessing/export with prediction.")
+    ] = False,
+) -> None:
+    """Segment every case in a folder with a trained model (an ensemble over folds)."""
+    from segforge.inference.model_loading import load_ensemble
+    from segforge.inference.predictor import CasePipeline, list_jobs, run_jobs
+    from segforge.inference.sliding_window import SlidingWindowSettings
+    from segforge.plugins import get_registries
+
+    registries = get_registries()  # a failed plugin stops here, with how to disable it
+    fold_names = parse_folds(folds, list(ctx.args))
+    torch_device = resolve_device(device)
+    run_dir = find_model_dir(task, model_dir, config, trainer, network, plans)
+    networks, model = load_ensemble(run_dir, fold_names, checkpoint, registries)
+    image_io = registries.image_io.get(model.plans.image_io)
+    jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, model.in_channels,
+                              part_id=part_id, num_parts=num_parts, skip_existing=continue_)  # fmt: skip
+    settings = SlidingWindowSettings(
+        tuple(model.configuration.patch_size), step_size=step_size,
+        mirror_axes=None if no_tta else model.mirror_axes, precision=precision,
+    )  # fmt: skip
+    render.message(f"model {run_dir}")
+    render.message(f"{len(networks)} fold(s), checkpoint {checkpoint}, {model.configuration.name}, device "
+                   f"{torch_device}; {len(jobs)} case(s) to predict, {len(skipped)} skipped")  # fmt: skip
+    start = time.perf_counter()
+    results = []
+    if jobs:
+        pipeline = CasePipeline(networks, model, settings, torch_device, save_probabilities=save_probabilities,
+                                registries=registries)  # fmt: skip
+        progress = _Progress(len(jobs))
+        with progress.progress:
+            results = run_jobs(pipeline, jobs, overlap=not sequential, progress=progress)
+    render.show(summary_table(results, skipped))
+    render.message(f"{len(results)} case(s) predicted in {time.perf_counter() - start:.1f} s -> {output_folder}")
+
+
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict", context_settings=EXTRA_ARGS)(predict_command)

@@ -1,0 +1,39 @@
+"""Dice + cross-entropy, nnU-Net v2's default training loss (``DC_and_CE_loss``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from segforge.losses.cross_entropy import TargetCrossEntropyLoss
+from segforge.losses.dice import SoftDiceLoss
+
+
+class DiceCELoss(nn.Module):
+    """``weight_ce * CE + weight_dice * (-softDice)``; a term with weight 0 is not computed.
+
+    With nnU-Net's weights 1:1 the value is CE minus the foreground soft Dice, so it is
+    negative once the network segments well (about -0.9 on hippocampus).
+    """
+
+    def __init__(
+        self,
+        batch_dice: bool = False,
+        do_bg: bool = False,
+        smooth: float = 1e-5,
+        weight_ce: float = 1.0,
+        weight_dice: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.weight_ce = weight_ce
+        self.weight_dice = weight_dice
+        self.dice = SoftDiceLoss(batch_dice=batch_dice, do_bg=do_bg, smooth=smooth)
+        self.ce = TargetCrossEntropyLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = logits.new_zeros((), dtype=torch.float32)
+        if self.weight_dice:
+            total = total + self.weight_dice * self.dice(logits, target)
+        if self.weight_ce:
+            total = total + self.weight_ce * self.ce(logits, target)
+        return total

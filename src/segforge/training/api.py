@@ -1,0 +1,134 @@
+"""``train(request)``: the Python API behind ``segforge train``.
+
+Resolves the run (:mod:`.run_setup`), decides the trainer params (checkpoint's when
+continuing, then ``--epochs``/``--iterations-per-epoch``/``--set``, then the budget's
+choices), builds the trainer, restores or initialises it, writes the manifest and trains.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+from segforge.errors import UsageError
+from segforge.training.checkpoint import CheckpointWarning, resumable_checkpoint
+from segforge.training.clock import Clock
+from segforge.training.overrides import apply_overrides
+from segforge.training.run_dir import TRAINING_LOG
+from segforge.training.run_log import TrainingLog
+from segforge.training.run_setup import RunContext, RunRequest, resolve_run
+
+
+def _params(context: RunContext, resume: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """Trainer params: defaults (or the checkpoint's), then the request's flags and ``--set`` items."""
+    request = context.request
+    model = context.trainer_entry.component.Params
+    base = model.model_validate(resume["trainer"]["params"]) if resume else model()
+    items = list(request.overrides)
+    if request.epochs is not None:
+        items.insert(0, f"epochs={request.epochs}")
+    if request.iterations_per_epoch is not None:
+        items.insert(0, f"iterations_per_epoch={request.iterations_per_epoch}")
+    params, loss_updates = apply_overrides(model, base, items)
+    if request.loss is not None and resume is None:
+        params = params.model_copy(update={"loss": request.loss})
+    if resume is not None:
+        loss_updates = {**resume["loss"]["params"], **loss_updates}
+    _check_loss_params(context, params, loss_updates)
+    return params, loss_updates
+
+
+def _check_loss_params(context: RunContext, params: Any, loss_updates: dict[str, Any]) -> None:
+    """Validate ``loss.KEY`` values before anything is built or written (one-line error naming the key)."""
+    from segforge.losses.components import parse_loss_params
+    from segforge.plugins import get_registries
+
+    trainer_cls = context.trainer_entry.component
+    name = context.request.loss or params.loss or getattr(trainer_cls, "default_loss", "dc_ce")
+    parse_loss_params(get_registries().loss.get(name), {**params.loss_params, **loss_updates})
+
+
+def _check_request(request: RunRequest) -> None:
+    if request.time_budget_min is not None and not (
+        request.time_budget_min > 0 and math.isfinite(request.time_budget_min)
+    ):
+        raise UsageError(f"--time-budget {request.time_budget_min}: must be a positive number of minutes")
+    if request.pretrained_weights is not None and request.resume:
+        raise UsageError(
+            "--pretrained-weights and --continue cannot be combined",
+            hint="--continue resumes the run's own weights; pretrained weights only start a new run",
+        )
+
+
+def _budget(
+    request: RunRequest, resume: dict[str, Any] | None, params: Any, device_type: str, planned_batch: int, clock: Clock
+) -> tuple[Any, Any]:
+    """The budget controller (``--time-budget``, or a budgeted run being continued) and the params it sets.
+
+    A continued run keeps the params its checkpoint recorded (the budget chose them in the first
+    session); only the process-wide CPU settings (threads, allocator) are applied again.
+    """
+    from segforge.training.budget import BudgetController
+
+    stored = resume.get("budget") if resume is not None else None
+    if request.time_budget_min is None and not stored:
+        return None, params
+    minutes = request.time_budget_min or stored["budget_s"] / 60
+    budget = BudgetController(minutes * 60, params.budget, clock)
+    prepared = budget.prepare_params(params, device_type, planned_batch)
+    return budget, (prepared if resume is None else params)
+
+
+def build_trainer(request: RunRequest, registries: Any = None) -> tuple[Any, dict[str, Any] | None]:
+    """The trainer for ``request``, set up and restored (when continuing); and the checkpoint it resumed."""
+    from segforge.training.device import resolve_device
+
+    _check_request(request)
+    context = resolve_run(request, registries)
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always", CheckpointWarning)
+        found = resumable_checkpoint(context.fold_folder) if request.resume else None
+    resume = found[1] if found else None
+    params, loss_updates = _params(context, resume)
+    context.fold_folder.mkdir(parents=True, exist_ok=True)
+    log = TrainingLog(context.fold_folder / TRAINING_LOG)
+    for note in context.notes:
+        log.line(note)
+    for warning in skipped:
+        log.warning(str(warning.message))
+    if request.resume:
+        log.line(f"continuing from {found[0].name}" if found else "no valid checkpoint to continue from: starting over")
+    device = resolve_device(request.device)
+    clock = Clock(started_ago_s=request.started_ago_s)
+    budget, params = _budget(request, resume, params, device.type, context.configuration.batch_size, clock)
+    trainer_cls = context.trainer_entry.component
+    trainer = trainer_cls(context, params, log, device=device, loss_params=loss_updates, budget=budget, clock=clock)
+    trainer.setup()
+    if resume is not None:
+        trainer.restore(resume)
+    elif request.pretrained_weights is not None:
+        trainer.load_pretrained(request.pretrained_weights)
+    return trainer, resume
+
+
+def train(request: RunRequest, *, stop_after_epochs: int | None = None, registries: Any = None) -> Any:
+    """Run (or continue) a training run; returns a :class:`segforge.training.loop.TrainingResult`."""
+    from segforge.training.loop import _result
+
+    trainer, resume = build_trainer(request, registries)
+    try:
+        if resume is not None and trainer.state.finished:
+            trainer.log.line("this run has already finished (checkpoint_final.pt); nothing to do")
+            return _result(trainer, "finished")
+        ctx = trainer.context
+        trainer.log.line(
+            f"training {ctx.dataset_name} {ctx.configuration.name} fold {ctx.fold}: trainer {trainer.name}, "
+            f"network {ctx.network_entry.name}, loss {trainer.loss_name}, {len(ctx.train_ids)} training / "
+            f"{len(ctx.val_ids)} validation cases, batch {trainer.batch_size}, patch {trainer.patch_size}, "
+            f"device {trainer.device}, {trainer.precision.name}"
+        )
+        trainer.write_manifest("running")
+        return trainer.fit(stop_after_epochs)
+    finally:
+        trainer.log.close()

@@ -1,0 +1,72 @@
+"""``--time-budget``: the schedule is sized to the budget and every decision lands in the manifest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from segforge_tiny_task import fold_dir, make_request
+
+from segforge.training.api import train
+from segforge.training.checkpoint import load_checkpoint
+
+BUDGET_MIN = 0.2  # 12 s
+
+
+def test_budget_sizes_the_schedule_and_finishes_in_time(task_env):
+    request = make_request(
+        "budget.iterations_per_epoch=20", "budget.final_val_iterations=4", time_budget_min=BUDGET_MIN
+    )
+    request.epochs = request.iterations_per_epoch = None
+    result = train(request)
+    assert result.status == "finished"
+    assert result.elapsed_s <= BUDGET_MIN * 60 * 1.1 + 1.0, "the run overran its budget"
+    folder = fold_dir(task_env)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    budget = manifest["budget"]
+    decisions = budget["decisions"]
+    assert budget["budget_s"] == pytest.approx(12.0)
+    assert decisions["batch_size"]["value"] == 2 and decisions["num_workers"]["value"] == 0
+    assert decisions["threads"]["value"] == 1  # an explicit --set threads wins over "one per core"
+    assert decisions["precision"]["value"] in ("fp32", "bf16") and decisions["precision"]["why"]
+    assert budget["measurements"]["s_per_iteration"] > 0
+    total = decisions["schedule"]["total_iterations"]
+    assert total >= 4 and manifest["progress"]["iterations"] == manifest["progress"]["total_iterations"]
+    assert manifest["precision"] == decisions["precision"]["value"]
+    assert set(manifest["results"]["final_pseudo_dice"]) == {"inner", "core"}
+    payload = load_checkpoint(folder / "checkpoint_final.pt")
+    schedule = payload["schedule"]
+    done = payload["progress"]["iteration"]
+    # the poly schedule was re-anchored to end exactly where training ended (or the hard stop came first)
+    assert schedule["total"] == done or any(r.get("hard_stop") for r in budget["replans"])
+    assert payload["trainer"]["params"]["lr_step"] == "iteration"
+    assert payload["trainer"]["params"]["iterations_per_epoch"] == 20
+    assert payload["budget"]["sized"] is True
+    log = (folder / "training_log.txt").read_text()
+    assert "budget:" in log and "s/iteration measured" in log
+
+
+def test_budgeted_run_trains_without_augmentation_and_says_so_to_prediction(task_env):
+    request = make_request("budget.iterations_per_epoch=5", "budget.final_val_iterations=0", time_budget_min=0.1)
+    request.epochs = request.iterations_per_epoch = None
+    train(request)
+    payload = load_checkpoint(fold_dir(task_env) / "checkpoint_final.pt")
+    assert payload["trainer"]["params"]["augmentation"]["enabled"] is False
+    assert payload["mirror_axes"] == []  # no mirroring in training -> no mirroring test-time augmentation
+
+
+def test_a_paused_budgeted_run_continues_with_its_decisions_and_clock(task_env):
+    request = make_request("budget.iterations_per_epoch=6", "budget.final_val_iterations=2", time_budget_min=BUDGET_MIN)
+    request.epochs = request.iterations_per_epoch = None
+    paused = train(request, stop_after_epochs=1)
+    assert paused.status == "paused" and paused.iterations == 6
+    first = load_checkpoint(fold_dir(task_env) / "checkpoint_latest.pt")
+    request.resume = True
+    request.time_budget_min = None  # the budget comes from the checkpoint
+    result = train(request)
+    assert result.status == "finished" and result.iterations > 6
+    final = load_checkpoint(fold_dir(task_env) / "checkpoint_final.pt")
+    assert final["budget"]["decisions"]["precision"] == first["budget"]["decisions"]["precision"]
+    assert final["budget"]["budget_s"] == pytest.approx(BUDGET_MIN * 60)
+    assert final["progress"]["elapsed_s"] > first["progress"]["elapsed_s"]
+    assert final["progress"]["elapsed_s"] <= BUDGET_MIN * 60 * 1.1 + 1.0
