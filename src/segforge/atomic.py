@@ -18,6 +18,12 @@ from typing import Any
 TMP_SUFFIX = ".tmp"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike[str], suffix: str = "", *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success rename it into place.
@@ -31,6 +37,7 @@ def atomic_path(final: str | os.PathLike[str], suffix: str = "", *, fsync: bool 
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX + suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; final files get the usual mode
     try:
         yield tmp_path
         if fsync:  # fsync=False: still atomic for crashes of the process, not durable on power loss
