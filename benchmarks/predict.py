@@ -67,7 +67,9 @@ def to_segforge_weights(nnunet_state: dict, segforge_state: dict) -> dict:
     nnU-Net lists some tensors twice (``all_modules`` aliases, the encoder again under
     ``decoder.encoder``); without those, both networks register the same tensors in the same order.
     """
-    unique = [(k, v) for k, v in nnunet_state.items() if "all_modules" not in k and not k.startswith("decoder.encoder.")]
+    unique = [
+        (k, v) for k, v in nnunet_state.items() if "all_modules" not in k and not k.startswith("decoder.encoder.")
+    ]
     if len(unique) != len(segforge_state):
         raise SystemExit(f"cannot map weights: {len(unique)} nnU-Net tensors vs {len(segforge_state)} segforge")
     out = {}
@@ -240,7 +242,8 @@ def run_a(work: Path, shape: tuple[int, ...], mirror_modes: list[bool], threads:
         for runner, precision in plan:
             tag = f"{runner}_{precision}_{'mirror' if mirror else 'plain'}"
             cmd = [sys.executable, __file__, "--child", "a", "--runner", runner, "--precision", precision,
-                   "--work", str(work), "--tag", tag, "--threads", str(threads)] + (["--mirror-child"] if mirror else [])  # fmt: skip
+                   "--work", str(work), "--tag", tag, "--threads", str(threads)]  # fmt: skip
+            cmd += ["--mirror-child"] if mirror else []
             print(f"(a) {tag} ...", flush=True)
             result = {"part": "a", "runner": runner, "precision": precision, "mirror": mirror, "tag": tag,
                       **measure(cmd, child_env(threads), work / f"a_{tag}.log")}  # fmt: skip
@@ -342,15 +345,17 @@ def prepare_b(work: Path, shape: tuple[int, ...]) -> tuple[Path, Path, Path]:
     return images, nn_dir, sf_dir
 
 
-def run_b(work: Path, shape: tuple[int, ...], threads: int, sequential: bool) -> list[dict]:
+def run_b(work: Path, shape: tuple[int, ...], threads: int, overlap: bool, precision: str) -> list[dict]:
     images, nn_dir, sf_dir = prepare_b(work, shape)
     for path in images.iterdir():  # warm the page cache for both
         path.read_bytes()
     bin_dir = Path(sys.executable).parent
-    nn_cmd = [str(bin_dir / "nnUNetv2_predict_from_modelfolder"), "-i", str(images), "-o", str(work / "b_out_nnunet"),
-              "-m", str(nn_dir), "-f", "0", "-chk", "checkpoint_final.pth", "--disable_tta", "-device", "cpu"]  # fmt: skip
+    nn_cmd = [str(bin_dir / "nnUNetv2_predict_from_modelfolder"), "-i", str(images), "-o",
+              str(work / "b_out_nnunet"), "-m", str(nn_dir), "-f", "0", "-chk", "checkpoint_final.pth",
+              "--disable_tta", "-device", "cpu"]  # fmt: skip
     sf_cmd = [str(bin_dir / "segforge"), "predict", "-i", str(images), "-o", str(work / "b_out_segforge"),
-              "-m", str(sf_dir), "-f", "0", "--no-tta", "--device", "cpu"] + (["--sequential"] if sequential else [])  # fmt: skip
+              "-m", str(sf_dir), "-f", "0", "--no-tta", "--device", "cpu", "--precision", precision]  # fmt: skip
+    sf_cmd += ["--overlap"] if overlap else []
     env = child_env(threads)
     env.update(nnUNet_raw=str(work), nnUNet_preprocessed=str(work), nnUNet_results=str(work))
     runs = []
@@ -382,8 +387,9 @@ def report(runs: list[dict]) -> None:
         for r in rows:
             speed = ref["seconds"] / r["seconds"] if ref and r.get("seconds") and ref.get("seconds") else float("nan")
             agree = r.get("argmax_agreement_vs_nnunet", float("nan"))
+            vps = (r.get("voxels_per_s") or 0) / 1e3
             print(f"{r['runner'] + ' ' + r['precision']:<22}{r.get('seconds', float('nan')):>9.1f}"
-                  f"{(r.get('voxels_per_s') or 0) / 1e3:>9.0f}k{r['peak_rss_gb']:>9.2f}{speed:>17.2f}x{agree:>14.4f}")  # fmt: skip
+                  f"{vps:>9.0f}k{r['peak_rss_gb']:>9.2f}{speed:>17.2f}x{agree:>14.4f}")  # fmt: skip
     b = [r for r in runs if r["part"] == "b"]
     if len(b) == 2:
         nn, sf = b
@@ -403,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape-a", nargs=3, type=int, default=[128, 256, 256])
     parser.add_argument("--shape-b", nargs=3, type=int, default=[300, 512, 512])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sequential", action="store_true", help="(b) segforge predict --sequential")
+    parser.add_argument("--overlap", action="store_true", help="(b) segforge predict --overlap")
+    parser.add_argument("--b-precision", default="auto", help="(b) segforge predict --precision")
     parser.add_argument("--keep", type=Path, help="keep inputs, outputs and logs in this folder")
     parser.add_argument("--json", type=Path, help="write the results here")
     # child mode (internal)
@@ -425,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     if "a" in args.parts:
         runs += run_a(work, tuple(args.shape_a), modes, args.threads)
     if "b" in args.parts:
-        runs += run_b(work, tuple(args.shape_b), args.threads, args.sequential)
+        runs += run_b(work, tuple(args.shape_b), args.threads, args.overlap, args.b_precision)
     report(runs)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))

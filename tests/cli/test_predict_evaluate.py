@@ -84,7 +84,7 @@ def test_continue_skips_existing_outputs(cli, trained, tmp_path):
 def test_overlapped_cli_run_with_probabilities(cli, trained, tmp_path):
     results, images = trained
     run = cli("predict", "-i", str(images), "-o", str(tmp_path / "out"), "-m", str(results / RUN), "-f", "0",
-              "--no-tta", "--save-probabilities", "-chk", "model_final_checkpoint")  # fmt: skip
+              "--no-tta", "--save-probabilities", "-chk", "model_final_checkpoint", "--overlap")  # fmt: skip
     assert run.exit_code == 0, run.stderr
     with np.load(tmp_path / "out" / "case_001.npz", allow_pickle=False) as data:
         probs = data["probabilities"]
@@ -205,7 +205,6 @@ def test_evaluate_needs_labels(cli, ref_pred):
     assert run.exit_code == 2 and "no labels given" in run.stderr
 
 
-@pytest.mark.slow
 def test_real_training_then_predict_then_evaluate(cli, tmp_path, monkeypatch):
     """convert -> plan-and-preprocess -> a 2-iteration ``segforge train`` -> predict -> evaluate."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))

@@ -68,6 +68,6 @@ def test_fp16_accumulator_with_nnunets_map_reproduces_nnunet(net, monkeypatch):
     monkeypatch.setattr(sliding_window, "FP16_MAP_FLOOR", 0.0)
     image = np.random.default_rng(2).normal(size=(1, 40, 60, 50)).astype(np.float32)
     ref = nnunet_logits(net, image, (16, 24, 20), None)
-    ours = predict_sliding_window(net, image, (16, 24, 20), accumulator_dtype="float16").float()
+    ours = predict_sliding_window(net, image, (16, 24, 20), accumulator_dtype="float16", precision="fp32").float()
     assert (ours.argmax(0) == ref.argmax(0)).double().mean().item() >= 0.9999
     torch.testing.assert_close(ours, ref, atol=0.02, rtol=0.01)

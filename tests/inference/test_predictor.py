@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 from inference_helpers import make_plans, write_checkpoint
 
 from segforge.errors import UsageError
@@ -94,3 +95,24 @@ def test_worker_errors_keep_their_message_and_hint(tmp_path, model_and_cases):
         run_jobs(pipeline, jobs, overlap=True)
     assert "case_001_0000.nii.gz" in str(info.value) and getattr(info.value, "hint", None)
     assert (tmp_path / "out" / "case_000.nii.gz").is_file()  # the case before the broken one was written
+
+
+def test_2d_configuration_predicts_3d_images_slice_by_slice(tmp_path):
+    task = make_task(tmp_path / "Task099_Test", n_cases=0, n_test=1, shape=(6, 16, 14), spacing=(3.0, 1.0, 1.0))
+    params = {"features_per_stage": [4, 8], "kernel_sizes": [[3, 3], [3, 3]], "strides": [[1, 1], [2, 2]]}
+    plans = make_plans((1.0, 1.0), patch=(8, 8), name="2d", network_params=params)
+    write_checkpoint(tmp_path / "run" / "fold_0", plans)
+    networks, model = load_ensemble(tmp_path / "run", None, "final")
+    assert model.configuration.dims == 2 and model.mirror_axes == (0, 1)
+    settings = SlidingWindowSettings((8, 8), mirror_axes=model.mirror_axes, precision="fp32")
+    pipeline = CasePipeline(networks, model, settings)
+    job = list_jobs(task / "imagesTs", tmp_path / "out", ENDINGS, 1)[0][0]
+    case = pipeline.preprocess(job)
+    logits = pipeline.predict(case)
+    assert logits.shape == (3, *case.data.shape[1:])
+    # slice by slice: the 2D network applied to one slice on its own gives that slice's logits
+    alone = pipeline.window.predict_logits(case.data[:, 2:3])
+    torch.testing.assert_close(logits[:, 2:3], alone)
+    out = pipeline.export(logits, case, job)
+    written = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    assert written.shape == (6, 16, 14) and set(np.unique(written)) <= {0, 1, 2}

@@ -53,6 +53,15 @@ def resolve_device(name: str) -> Any:
     return torch.device(name)
 
 
+def default_overlap(device: Any, requested: bool | None) -> bool:
+    """Overlap stages by default only on CUDA: on the CPU the network already uses every core.
+
+    Measured with 20 hippocampus cases on 2 cores: 23.6 / 31.3 s sequential vs 25.7 / 44.9 s
+    overlapped (two runs each): the worker process competes with torch's threads for the cores.
+    """
+    return requested if requested is not None else device.type == "cuda"
+
+
 def find_model_dir(task: str | None, model_dir: Path | None, config: str, trainer: str, network: str,
                    plans: str | None) -> Path:  # fmt: skip
     from segforge.errors import UsageError
@@ -124,9 +133,13 @@ def predict_command(
     num_parts: Annotated[int, typer.Option("--num-parts", "--num_parts", help="Number of shards.")] = 1,
     continue_: Annotated[bool, typer.Option("--continue", help="Skip cases whose output exists.")] = False,
     model_dir: Annotated[Optional[Path], typer.Option("-m", "--model-dir", help="Run or fold folder.")] = None,
-    sequential: Annotated[
-        bool, typer.Option("--sequential", help="No overlap of preprocessing/export with prediction.")
-    ] = False,
+    overlap: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--overlap/--sequential",
+            help="Preprocess the next case / export the last one while predicting (default: on CUDA only).",
+        ),
+    ] = None,
 ) -> None:
     """Segment every case in a folder with a trained model (an ensemble over folds)."""
     from segforge.inference.model_loading import load_ensemble
@@ -156,7 +169,7 @@ def predict_command(
                                 registries=registries)  # fmt: skip
         progress = _Progress(len(jobs))
         with progress.progress:
-            results = run_jobs(pipeline, jobs, overlap=not sequential, progress=progress)
+            results = run_jobs(pipeline, jobs, overlap=default_overlap(torch_device, overlap), progress=progress)
     render.show(summary_table(results, skipped))
     render.message(f"{len(results)} case(s) predicted in {time.perf_counter() - start:.1f} s -> {output_folder}")
 

@@ -275,7 +275,7 @@ class _Accumulator:
             with mmap_allowed():
                 self.logits = torch.zeros((logits.shape[0], *self.spatial), dtype=self.dtype, device=self.device)
         region = tile_region(start, self.patch)
-        logits = logits.to(self.device, self.dtype).mul_(self.weight)
+        logits = logits.to(self.device).mul_(self.weight)  # weighted in the logits' precision, then accumulated
         self.logits[(slice(None), *region)] += logits
         self.weights[region] += self.weight
 
