@@ -18,7 +18,9 @@ nox.options.default_venv_backend = "venv"
 
 TORCH_SPEC = os.environ.get("SEGFORGE_TORCH_SPEC", "torch==2.13.0")
 ROOT = Path(__file__).parent
-PLUGIN_DIRS = sorted(p.parent for p in [*ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("examples/*/pyproject.toml")])
+PLUGIN_DIRS = sorted(
+    p.parent for p in [*ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("examples/*/pyproject.toml")]
+)
 
 
 def _install_segforge(session: nox.Session, extras: str = "test") -> None:

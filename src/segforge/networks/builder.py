@@ -58,7 +58,7 @@ class NetworkConstraints:
         if len(patch_size) != len(self.divisors):
             return [f"patch {list(patch_size)} has {len(patch_size)} axes, the network needs {len(self.divisors)}"]
         out = []
-        for axis, (edge, div, low) in enumerate(zip(patch_size, self.divisors, self.min_edge)):
+        for axis, (edge, div, low) in enumerate(zip(patch_size, self.divisors, self.min_edge, strict=True)):
             if edge % div:
                 out.append(f"axis {axis}: {edge} is not a multiple of {div}")
             if edge < low:
@@ -72,14 +72,14 @@ class NetworkConstraints:
         """The largest accepted patch not larger than ``patch_size`` (never below the minimum)."""
         return tuple(
             max(low, (edge // div) * div, math.ceil(low / div) * div)
-            for edge, div, low in zip(patch_size, self.divisors, self.min_edge)
+            for edge, div, low in zip(patch_size, self.divisors, self.min_edge, strict=True)
         )
 
     def round_up(self, patch_size: tuple[int, ...]) -> tuple[int, ...]:
         """The smallest accepted patch not smaller than ``patch_size``."""
         return tuple(
             max(math.ceil(edge / div) * div, math.ceil(low / div) * div)
-            for edge, div, low in zip(patch_size, self.divisors, self.min_edge)
+            for edge, div, low in zip(patch_size, self.divisors, self.min_edge, strict=True)
         )
 
 

@@ -28,7 +28,9 @@ class TinyUNet(nn.Module):
         f = params.features
 
         def block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-            return nn.Sequential(conv(cin, cout, 3, stride, 1), norm(cout, affine=True), nn.LeakyReLU(0.01, inplace=True))
+            return nn.Sequential(
+                conv(cin, cout, 3, stride, 1), norm(cout, affine=True), nn.LeakyReLU(0.01, inplace=True)
+            )
 
         self.enc1 = block(in_channels, f)
         self.enc2 = block(f, 2 * f, stride=2)

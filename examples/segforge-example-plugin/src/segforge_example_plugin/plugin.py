@@ -1,7 +1,6 @@
 """The module named by the entry point: segforge calls these hooks."""
 
 from segforge import hookimpl
-
 from segforge_example_plugin import __version__
 
 
