@@ -52,8 +52,11 @@ def slow(session: nox.Session) -> None:
 
 @nox.session
 def plugins(session: nox.Session) -> None:
-    """Install each plugin package into a fresh venv with segforge, run its tests, check it is listed."""
+    """Install each plugin package into a fresh venv with segforge, run its tests, check it is listed;
+    then the provenance test (a model of an uninstalled or other-major plugin gives a one-line error)."""
     _install_segforge(session)
+    # provenance end to end (before the plugins are installed here: it installs and removes its own copy)
+    session.run("pytest", "-q", "-m", "slow", "tests/test_plugin_provenance.py")
     for folder in PLUGIN_DIRS:
         session.install(str(folder))
         if (folder / "tests").is_dir():

@@ -8,6 +8,7 @@ named ``.<name>.<random>.tmp`` so an interrupted write is recognisable and ignor
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -44,9 +45,13 @@ def atomic_path(final: str | os.PathLike[str], suffix: str = "", *, fsync: bool 
             with open(tmp_path, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp_path, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            from segforge.resources import os_error
+
+            raise os_error(exc, final) from exc  # name the final file, not the temporary
         raise
 
 
@@ -62,3 +67,22 @@ def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
 def atomic_write_json(final: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON (plain data only: no NaN, sorted keys kept as given)."""
     atomic_write_text(final, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def remove_interrupted_writes(final: str | os.PathLike[str]) -> int:
+    """Delete the temporaries a killed writer of ``final`` left (``.<name>.<random>.tmp*``); returns how many.
+
+    A SIGKILL mid-write leaves the temporary beside the untouched final file. Call this only
+    where no other process can be writing ``final`` at the same moment (a re-run's own files).
+    """
+    final = Path(final)
+    prefix = f".{final.name}."
+    if not final.parent.is_dir():
+        return 0
+    removed = 0
+    for path in final.parent.iterdir():
+        if path.name.startswith(prefix) and TMP_SUFFIX in path.name[len(prefix) :] and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed

@@ -102,7 +102,7 @@ def test_overlapped_cli_run_with_probabilities(cli, trained, tmp_path):
         (("--task", "99", "--checkpoint", "best"), "checkpoint_best.pt not found", "choose another --checkpoint"),
         (("--task", "99", "-f", "4"), "fold_4 not found (present: fold_0, fold_1)", "--folds"),
         (("--task", "99", "--step-size", "1.5"), "step size must be in (0, 1]", "0.5"),
-        (("--task", "99", "--network", "residual_unet"), "no trained model at", "--network"),
+        (("--task", "99", "--network", "residual_unet"), "matches --network residual_unet (trained here", "--network"),
         ((), "pass --task N (or -m MODEL_DIR)", "segforge predict -i"),
     ],
 )

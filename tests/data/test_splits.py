@@ -65,7 +65,7 @@ def test_unknown_ids_in_file_are_one_line_error_naming_the_file(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [('{"train": []}', "<root>: Input should be a valid list"),
+    [('{"train": []}', "splits_final.json: Input should be a valid list"),
      ('[{"train": ["a"]}]', "0.val: Field required"),
      ('[{"train": ["a"], "val": []}]', "0.val: List should have at least 1 item"),
      ("[]", "contains no folds"),

@@ -1,4 +1,4 @@
-"""Builtin plugin ``builtin.losses``: registers ``dc_ce``, ``dice``, ``ce`` and ``deep_supervision``.
+"""Builtin plugin ``builtin.losses``: registers ``dc_ce``, ``dc_bce``, ``dice``, ``ce`` and ``deep_supervision``.
 
 The same hook a third-party loss plugin implements; torch is imported only when a loss is built.
 """
@@ -9,6 +9,7 @@ from segforge.hookspecs import hookimpl
 from segforge.losses.components import (
     CELossComponent,
     DeepSupervisionComponent,
+    DiceBCELossComponent,
     DiceCELossComponent,
     DiceLossComponent,
 )
@@ -17,6 +18,7 @@ from segforge.losses.components import (
 @hookimpl
 def segforge_register_losses(registry) -> None:
     registry.add(DiceCELossComponent())
+    registry.add(DiceBCELossComponent())
     registry.add(DiceLossComponent())
     registry.add(CELossComponent())
     registry.add(DeepSupervisionComponent())

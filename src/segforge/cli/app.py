@@ -31,6 +31,9 @@ COMMAND_MODULES: list[str] = [
     "predict_cmd",
     "evaluate_cmd",
     "demo_cmd",
+    "ensemble_cmd",
+    "best_config_cmd",
+    "postprocess_cmd",
 ]
 
 
@@ -64,6 +67,12 @@ class SegforgeGroup(TyperGroup):
         except SegforgeError as exc:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # disk full, permissions, a file in a folder's place: one line, no traceback
+            from segforge.resources import os_error
+
+            error = os_error(exc)
+            report_error(error)
+            raise typer.Exit(error.exit_code) from None
 
 
 def _show_version(verbose: bool) -> None:

@@ -66,6 +66,14 @@ def evaluate_command(
     images: Annotated[
         Optional[Path], typer.Option("--images", help="With --plots: CASE_0000 images drawn behind the contours.")
     ] = None,
+    dataset_json: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--dataset-json",
+            help="Score regions and leave out the ignore label as this dataset.json declares; "
+            "--labels then defaults to its foreground labels (regions: their regions_class_order).",
+        ),
+    ] = None,
 ) -> None:
     """Dice, IoU, precision, recall, HD95 and ASSD (mm) per case and label, and their means."""
     from segforge.errors import UsageError
@@ -74,14 +82,25 @@ def evaluate_command(
 
     if num_processes < 1:
         raise UsageError(f"-np must be at least 1, got {num_processes}", hint="pass -np 1 to evaluate in one process")
-    values = parse_labels(labels, list(ctx.args))
+    scheme = None
+    if dataset_json is not None:
+        from segforge.config.dataset import load_dataset_json
+        from segforge.config.label_scheme import LabelScheme
+
+        scheme = LabelScheme.from_dataset_json(load_dataset_json(dataset_json))
+    if scheme is not None and labels is None and not ctx.args:
+        values = list(scheme.evaluation_classes())
+    else:
+        values = parse_labels(labels, list(ctx.args))
     if images is not None and not (plots and images.is_dir()):
         raise UsageError(f"--images {images}: {'not a folder' if plots else 'only used with --plots'}",
                          hint="pass --plots and a folder holding CASE_0000 image files")  # fmt: skip
     image_io = get_registries().image_io.get("simpleitk")
     out = output or pred / "summary.json"
     summary = evaluate_folder(ref, pred, values, num_processes=num_processes, output_file=out, image_io=image_io,
-                              show_progress=not as_json)  # fmt: skip
+                              show_progress=not as_json,
+                              regions=scheme.evaluation_classes() if scheme and scheme.has_regions else None,
+                              ignore_label=scheme.ignore_label if scheme else None)  # fmt: skip
     if as_json:
         render.print_json(summary.model_dump(mode="json"))
     else:

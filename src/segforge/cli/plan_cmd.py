@@ -132,11 +132,13 @@ def plan_step(
 ) -> tuple[Plans, Path]:
     """Plan, then write the plans (or keep identical existing ones); returns the plans and their file."""
     from segforge.planning.experiment import plan_experiment, plans_path
+    from segforge.planning.label_plans import with_label_scheme
 
     params = {"gpu_memory_gb": gpu_memory_gb} if gpu_memory_gb is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plans = plan_experiment(fingerprint, planner=planner, network=network, params=params, configurations=configs)
+    plans = with_label_scheme(plans, raw.dataset_json)
     for w in caught:
         render.message(f"warning: {w.message}", style="yellow")
     path = plans_path(raw.name, plans.plans_name)
@@ -189,22 +191,26 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
     return None if a == b else (path.lstrip(".") or "<root>")
 
 
-def plans_table(plans: Plans) -> Any:
-    """config, spacing, patch, batch, network, stages, memory and data identifier per configuration."""
+def plans_table(plans: Plans, registries: Any = None) -> Any:
+    """config, spacing, patch, batch, network and its topology, memory and data identifier per configuration.
+
+    The topology cell comes from the network's builder (``describe(params)``) where it has one,
+    so a plugin network shows e.g. its depths and windows, not a U-Net's stage count.
+    """
+    from segforge.networks.summary import describe_network
 
     def fmt(values: list[float]) -> str:
         return " x ".join(f"{v:g}" for v in values)
 
     rows = []
     for name, conf in plans.configurations.items():
-        strides = conf.network.params.get("strides")
-        stages = len(strides) if isinstance(strides, list) else "-"
+        topology = describe_network(conf.network.name, dict(conf.network.params), registries)
         memory = f"{conf.memory_estimate_bytes / GIB:.1f}" if conf.memory_estimate_bytes else "-"
         rows.append(
-            (name, fmt(conf.spacing), fmt(conf.patch_size), conf.batch_size, conf.network.name, stages, memory,
+            (name, fmt(conf.spacing), fmt(conf.patch_size), conf.batch_size, conf.network.name, topology, memory,
              ", ".join(conf.normalization), conf.data_identifier)
         )  # fmt: skip
-    columns = ("config", "spacing", "patch", "batch", "network", "stages", "GiB", "norm", "data identifier")
+    columns = ("config", "spacing", "patch", "batch", "network", "topology", "GiB", "norm", "data identifier")
     title = (
         f"{plans.plans_name} for {plans.dataset_name} (planner {plans.planner}, transpose {plans.transpose_forward})"
     )

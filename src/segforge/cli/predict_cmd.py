@@ -62,11 +62,12 @@ def default_overlap(device: Any, requested: bool | None) -> bool:
     return requested if requested is not None else device.type == "cuda"
 
 
-def find_model_dir(task: str | None, model_dir: Path | None, config: str, trainer: str, network: str,
-                   plans: str | None) -> Path:  # fmt: skip
+def find_model_dir(task: str | None, model_dir: Path | None, config: str, trainer: str | None, network: str | None,
+                   plans: str | None, registries: Any = None) -> Path:  # fmt: skip
+    """``-m`` as given, else the run of ``--task`` the options mean (:mod:`segforge.inference.run_lookup`)."""
     from segforge.errors import UsageError
-    from segforge.inference.model_loading import model_folder
-    from segforge.planning.experiment import plans_name_for
+    from segforge.inference.model_loading import find_dataset_folder
+    from segforge.inference.run_lookup import RunQuery, choose_run
     from segforge.settings import get_folders
 
     if model_dir is not None:
@@ -75,7 +76,19 @@ def find_model_dir(task: str | None, model_dir: Path | None, config: str, traine
         return model_dir
     if task is None:
         raise UsageError("pass --task N (or -m MODEL_DIR)", hint="e.g. segforge predict -i imagesTs -o preds --task 4")
-    return model_folder(get_folders().results.path, task, config, trainer, network, plans or plans_name_for(network))
+    config_dir = find_dataset_folder(get_folders().results.path, task) / config
+    return choose_run(config_dir, RunQuery(config, trainer, network, plans), registries)
+
+
+def remove_interrupted_exports(jobs: list[Any], image_io: Any) -> None:
+    """Temporaries a killed run left for this shard's cases (other shards may be writing theirs)."""
+    from segforge.atomic import remove_interrupted_writes
+    from segforge.inference.export import probabilities_path
+
+    for job in jobs:
+        npz = probabilities_path(job.output, image_io)
+        for final in (job.output, npz, npz.with_suffix(".json")):
+            remove_interrupted_writes(final)
 
 
 def summary_table(results: list[CaseResult], skipped: list[Any]) -> Any:
@@ -112,8 +125,12 @@ def predict_command(
     output_folder: Annotated[Path, typer.Option("-o", "--output", help="Folder for the segmentations.")],
     task: Annotated[Optional[str], typer.Option("--task", "-t", "-d", help="Task number or name.")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="Configuration.")] = "3d_fullres",
-    trainer: Annotated[str, typer.Option("--trainer", "-tr", help="Trainer the model was trained with.")] = "default",
-    network: Annotated[str, typer.Option("--network", help="Network the model was trained with.")] = "generic_unet",
+    trainer: Annotated[
+        Optional[str], typer.Option("--trainer", "-tr", help="Trainer (default: the network's recommended one).")
+    ] = None,
+    network: Annotated[
+        Optional[str], typer.Option("--network", help="Network (default: generic_unet, else the only trained one).")
+    ] = None,
     plans: Annotated[Optional[str], typer.Option("--plans", help="Plans name (default: the network's).")] = None,
     folds: Annotated[Optional[list[str]], typer.Option("--folds", "-f", help=FOLDS_HELP)] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-chk", help="best, final or latest.")] = "final",
@@ -133,6 +150,14 @@ def predict_command(
     num_parts: Annotated[int, typer.Option("--num-parts", "--num_parts", help="Number of shards.")] = 1,
     continue_: Annotated[bool, typer.Option("--continue", help="Skip cases whose output exists.")] = False,
     model_dir: Annotated[Optional[Path], typer.Option("-m", "--model-dir", help="Run or fold folder.")] = None,
+    lowres_predictions: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--lowres-predictions",
+            help="3d_cascade_fullres: folder of 3d_lowres segmentations (default: predicted first, into "
+            "OUTPUT/3d_lowres_predictions).",
+        ),
+    ] = None,
     overlap: Annotated[
         Optional[bool],
         typer.Option(
@@ -140,8 +165,14 @@ def predict_command(
             help="Preprocess the next case / export the last one while predicting (default: on CUDA only).",
         ),
     ] = None,
+    disable_postprocessing: Annotated[
+        bool, typer.Option("--disable-postprocessing", help="Ignore the model's postprocessing.json.")
+    ] = False,
 ) -> None:
     """Segment every case in a folder with a trained model (an ensemble over folds)."""
+    from types import SimpleNamespace
+
+    from segforge.inference.cascade import LOWRES_SUBFOLDER, image_channels, is_cascade, lowres_folds, lowres_model_dir
     from segforge.inference.model_loading import load_ensemble
     from segforge.inference.predictor import CasePipeline, list_jobs, run_jobs
     from segforge.inference.sliding_window import SlidingWindowSettings
@@ -150,23 +181,54 @@ def predict_command(
     registries = get_registries()  # a failed plugin stops here, with how to disable it
     fold_names = parse_folds(folds, list(ctx.args))
     torch_device = resolve_device(device)
-    run_dir = find_model_dir(task, model_dir, config, trainer, network, plans)
+    run_dir = find_model_dir(task, model_dir, config, trainer, network, plans, registries)
     networks, model = load_ensemble(run_dir, fold_names, checkpoint, registries)
     image_io = registries.image_io.get(model.plans.image_io)
-    jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, model.in_channels,
+    if lowres_predictions is not None and not is_cascade(model):
+        from segforge.errors import UsageError
+
+        raise UsageError(f"--lowres-predictions is for a cascade stage, not {model.configuration.name}",
+                         hint="use it with --config 3d_cascade_fullres, or leave it out")  # fmt: skip
+    if is_cascade(model) and lowres_predictions is None:  # the first stage runs first (inference/cascade.py)
+        lowres_predictions = output_folder / LOWRES_SUBFOLDER
+        lowres_dir = lowres_model_dir(run_dir, model.configuration.name, str(model.configuration.previous_stage))
+        render.message(f"{model.configuration.name}: predicting {model.configuration.previous_stage} first")
+        stage_ctx = SimpleNamespace(args=[])  # the folds are already parsed (extra --folds values included)
+        predict_command(stage_ctx, input_folder, lowres_predictions, config=str(model.configuration.previous_stage),
+                        folds=lowres_folds(lowres_dir, fold_names), checkpoint=checkpoint, no_tta=no_tta,
+                        step_size=step_size, device=device, precision=precision, part_id=part_id,
+                        num_parts=num_parts, continue_=continue_, model_dir=lowres_dir, overlap=overlap,
+                        disable_postprocessing=disable_postprocessing)  # fmt: skip
+    jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, image_channels(model),
                               part_id=part_id, num_parts=num_parts, skip_existing=continue_)  # fmt: skip
+    remove_interrupted_exports(jobs, image_io)
+    from segforge.inference.memory_check import check_prediction_memory
+
+    check_prediction_memory(jobs, model, default_overlap(torch_device, overlap), save_probabilities)
     settings = SlidingWindowSettings(
         tuple(model.configuration.patch_size), step_size=step_size,
         mirror_axes=None if no_tta else model.mirror_axes, precision=precision,
     )  # fmt: skip
+    from segforge.postprocessing.apply import prediction_hook
+
+    postprocess, pp_note = prediction_hook(run_dir, image_io, disabled=disable_postprocessing)
     render.message(f"model {run_dir}")
+    render.message(pp_note)
     render.message(f"{len(networks)} fold(s), checkpoint {checkpoint}, {model.configuration.name}, device "
                    f"{torch_device}; {len(jobs)} case(s) to predict, {len(skipped)} skipped")  # fmt: skip
     start = time.perf_counter()
     results = []
     if jobs:
-        pipeline = CasePipeline(networks, model, settings, torch_device, save_probabilities=save_probabilities,
-                                registries=registries)  # fmt: skip
+        if is_cascade(model):  # preprocessing adds the lowres one-hot, in this process (no overlap)
+            from segforge.inference.cascade import CascadePipeline
+
+            pipeline = CascadePipeline(networks, model, settings, torch_device, lowres_folder=lowres_predictions,
+                                       save_probabilities=save_probabilities, registries=registries)  # fmt: skip
+            overlap = False
+        else:
+            pipeline = CasePipeline(networks, model, settings, torch_device, save_probabilities=save_probabilities,
+                                    registries=registries)  # fmt: skip
+        pipeline.postprocess = postprocess
         progress = _Progress(len(jobs))
         with progress.progress:
             results = run_jobs(pipeline, jobs, overlap=default_overlap(torch_device, overlap), progress=progress)

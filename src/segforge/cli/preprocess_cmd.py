@@ -32,6 +32,12 @@ def preprocess_command(
     plans_name: Annotated[
         str, typer.Option("--plans", help="Plans name: <preprocessed>/<task>/NAME.json.")
     ] = "segforgePlans",
+    part_id: Annotated[
+        int, typer.Option("--part-id", help="This job's shard of the cases (0..num-parts-1); see --num-parts.")
+    ] = 0,
+    num_parts: Annotated[
+        int, typer.Option("--num-parts", help="Split the cases into this many shards for parallel jobs.")
+    ] = 1,
 ) -> None:
     """Resample, normalize and store every training case as the plans say; re-running skips finished cases.
 
@@ -43,8 +49,10 @@ def preprocess_command(
     from segforge.errors import ConfigError, UsageError
     from segforge.io.layouts import open_raw_dataset, resolve_task
     from segforge.preprocessing.dataset_runner import plans_file, preprocess_dataset
+    from segforge.preprocessing.shards import check_shard
     from segforge.settings import get_folders
 
+    check_shard(part_id, num_parts)
     workers = default_num_workers() if num_processes is None else num_processes
     if workers < 1:
         raise UsageError(f"-np must be at least 1, got {workers}", hint="pass -np 1 to preprocess in one process")
@@ -60,7 +68,7 @@ def preprocess_command(
     names = [n.strip() for entry in configs or [] for n in entry.split(",") if n.strip()]
     for name in names:
         plans.configuration(name)  # unknown names: one-line error listing the available ones
-    summary = preprocess_dataset(raw, plans, names or None, root, workers)
+    summary = preprocess_dataset(raw, plans, names or None, root, workers, part_id=part_id, num_parts=num_parts)
     rows = [
         (ident, ", ".join(info.configurations), info.done, info.skipped, str(info.folder))
         for ident, info in summary.identifiers.items()

@@ -21,7 +21,9 @@ def train_command(
         typer.Option("--trainer", help="Registered trainer (default: 'default' or the network's recommended one)."),
     ] = None,
     loss: Annotated[Optional[str], typer.Option("--loss", help="Registered loss (default: the trainer's).")] = None,
-    plans: Annotated[str, typer.Option("--plans", help="Plans name.")] = "segforgePlans",
+    plans: Annotated[
+        str, typer.Option("--plans", help="Plans name (if segforgePlans is missing: segforgePlans__NETWORK).")
+    ] = "segforgePlans",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     resume: Annotated[
         bool, typer.Option("--continue", help="Resume from the newest valid checkpoint of this fold.")
@@ -29,7 +31,7 @@ def train_command(
     pretrained_weights: Annotated[
         Optional[Path], typer.Option("--pretrained-weights", help="Initialise from a checkpoint's weights.")
     ] = None,
-    fp32: Annotated[bool, typer.Option("--fp32", help="No mixed precision, even on CUDA.")] = False,
+    fp32: Annotated[bool, typer.Option("--fp32", help="No mixed precision (CUDA) and no bf16 (CPU budget).")] = False,
     deterministic: Annotated[
         bool, typer.Option("--deterministic", help="Deterministic algorithms, seeded, in-process loading.")
     ] = False,
@@ -44,6 +46,20 @@ def train_command(
     overrides: Annotated[
         Optional[list[str]],
         typer.Option("--set", help="Override a trainer param (KEY=VALUE, loss.KEY=VALUE); repeatable."),
+    ] = None,
+    validate_only: Annotated[
+        bool,
+        typer.Option("--validate-only", "-val", help="Only validate the final checkpoint."),
+    ] = False,
+    npz: Annotated[
+        bool, typer.Option("--npz", help="Validation also writes probabilities (CASE.npz + CASE.json).")
+    ] = False,
+    num_gpus: Annotated[
+        Optional[int],
+        typer.Option(
+            "--num-gpus",
+            help="Data-parallel on G GPUs of this node (re-launches under torchrun); with --device cpu: G processes.",
+        ),
     ] = None,
 ) -> None:
     """Train a network on one fold; checkpoints, log, progress.png and manifest.json go to
@@ -75,7 +91,19 @@ def train_command(
         time_budget_min=time_budget,
         overrides=list(overrides or []),
         started_ago_s=process_age_s() if _is_segforge_program() else 0.0,
+        npz=npz,
     )
+    if num_gpus is not None:
+        _relaunch(num_gpus, request)
+        return
+    if validate_only:
+        from segforge.cli.evaluate_cmd import summary_table
+        from segforge.training.validation import validate_only as run_validation_only
+
+        checked = run_validation_only(request)
+        if checked is not None and checked.summary is not None:
+            render.show(summary_table(checked.summary))
+        return
     request.command = command_line() if _is_segforge_program() else _canonical_command(request)
     result = train(request)
     best = f"{result.best_ema:.4f}" if result.best_ema is not None else "-"
@@ -112,11 +140,29 @@ def _canonical_command(request) -> list[str]:
     ):
         if value is not None:
             args += [flag, str(value)]
-    args += [flag for flag, on in (("--continue", request.resume), ("--fp32", request.fp32)) if on]
+    flags = (("--continue", request.resume), ("--fp32", request.fp32), ("--npz", request.npz))
+    args += [flag for flag, on in flags if on]
     args += ["--deterministic"] if request.deterministic else []
     for item in request.overrides:
         args += ["--set", item]
     return args
+
+
+def _relaunch(num_gpus: int, request) -> None:
+    """``--num-gpus G``: the same command without the option, as G torchrun workers (see training.launch)."""
+    import sys
+
+    from segforge.training.launch import relaunch, strip_option
+
+    own = _is_segforge_program()
+    args = (
+        strip_option(sys.argv[1:])
+        if own
+        else [*_canonical_command(request)[1:], "--device", request.device, "--plans", request.plans_name]
+    )
+    code = relaunch(num_gpus, request.device, args, replace_process=own)
+    if code:
+        raise typer.Exit(code)
 
 
 def _is_segforge_program() -> bool:

@@ -223,6 +223,9 @@ def _check_label_values(by_value: dict[int, str], raw: dict[str, Any]) -> None:
         raise ValueError(f"label 'background' must have value 0, got {background[0]}")
     if 0 not in by_value:
         raise ValueError("labels must include background with value 0")
+    ignore = [v for v, n in by_value.items() if n == IGNORE_LABEL_NAME]
+    if ignore and ignore[0] != max(values):
+        raise ValueError(f"label 'ignore' must have the highest value ({max(values)}), got {ignore[0]}")
     expected = list(range(max(values) + 1))
     if sorted(values) != expected:
         missing = sorted(set(expected) - values)

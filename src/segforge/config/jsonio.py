@@ -19,6 +19,14 @@ from segforge.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
+class _NonFiniteNumber(ValueError):
+    """NaN/Infinity in a file: Python's json accepts them, strict JSON (and segforge's writers) do not."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFiniteNumber(name)
+
+
 def read_json(path: str | os.PathLike[str], *, hint: str | None = None) -> object:
     """Parse a JSON file; missing, unreadable or non-JSON files give a ConfigError naming it."""
     path = Path(path)
@@ -29,7 +37,11 @@ def read_json(path: str | os.PathLike[str], *, hint: str | None = None) -> objec
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})", hint=hint) from None
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except _NonFiniteNumber as exc:
+        raise ConfigError(
+            f"{path}: not valid JSON ({exc} is not a number)", hint=hint or "replace it by a number or null"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise ConfigError(
@@ -41,9 +53,11 @@ def format_validation_error(path: str | os.PathLike[str], exc: ValidationError) 
     """``file: field.path: message`` for the first error, plus how many more there are."""
     errors = exc.errors()
     first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "<root>"
+    loc = ".".join(str(p) for p in first["loc"])
+    where = f"{loc}: " if loc else ""  # a whole-object check names no field; its message does
+    msg = str(first["msg"]).removeprefix("Value error, ")  # pydantic's prefix for our validators' ValueErrors
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{path}: {loc}: {first['msg']}{more}"
+    return f"{path}: {where}{msg}{more}"
 
 
 def load_model(path: str | os.PathLike[str], model: type[M], *, hint: str | None = None) -> M:

@@ -126,6 +126,10 @@ class Plans(_Strict):
     original_median_spacing_after_transp: list[float]
     original_median_shape_after_transp: list[float]
     labels: dict[str, int]
+    #: region-based training (dataset.json labels given as lists): the label set of each sigmoid output
+    regions: list[list[int]] | None = None
+    #: the label exported for each region, later regions overwriting earlier ones (nnU-Net's rule)
+    regions_class_order: list[int] | None = None
     foreground_intensity_properties_per_channel: dict[str, IntensityStats]
     configurations: dict[str, ConfigurationPlan]
 
@@ -143,6 +147,10 @@ class Plans(_Strict):
             for ref in (conf.previous_stage, conf.next_stage):
                 if ref is not None and ref not in self.configurations:
                     raise ValueError(f"configurations.{key} refers to missing configuration '{ref}'")
+        if (self.regions is None) != (self.regions_class_order is None) or (
+            self.regions is not None and len(self.regions) != len(self.regions_class_order or [])
+        ):
+            raise ValueError("regions and regions_class_order must be given together, one order entry per region")
         return self
 
     def configuration(self, name: str) -> ConfigurationPlan:

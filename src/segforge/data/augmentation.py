@@ -195,16 +195,16 @@ class TrainingAugmentation:
         if not self.plan.dummy_2d:
             return apply_spatial(data, seg, patch, draw, p.order_data, p.order_seg)
         # dummy 2D: every slice along axis 0 of every channel is a 2D channel of one transform
-        c, x = data.shape[0], data.shape[1]
+        c, x, k = data.shape[0], data.shape[1], seg.shape[0]
         d2, s2 = apply_spatial(
             data.reshape(c * x, *data.shape[2:]),
-            seg.reshape(x, *seg.shape[2:]),
+            seg.reshape(k * x, *seg.shape[2:]),
             patch[1:],
             draw,
             p.order_data,
             p.order_seg,
         )
-        return d2.reshape(c, x, *patch[1:]), s2.reshape(1, x, *patch[1:])
+        return d2.reshape(c, x, *patch[1:]), s2.reshape(k, x, *patch[1:])
 
     def _intensity(self, data: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         p = self.params

@@ -198,6 +198,10 @@ def make_train_loader(
     sampler = PatchSampler(dataset, batch_size, plan.sampled_patch_size, plan.patch_size, oversample_foreground_percent)
     mask_channels = [c for c, m in enumerate(use_mask_for_norm or []) if m]
     pipeline = TrainingAugmentation(plan, params, mask_channels)
+    if getattr(dataset, "previous_stage_labels", None):  # a cascade stage (data/cascade.py): one-hot channels
+        from segforge.data.cascade import CascadeAugmentation
+
+        pipeline = CascadeAugmentation(plan, params, mask_channels, dataset.previous_stage_labels)
     source = BatchSource(sampler, pipeline, deep_supervision_scales, seed, TRAIN_STREAM)
     return BatchLoader(source, num_batches, epoch, num_workers, pin_memory)
 

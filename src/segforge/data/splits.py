@@ -147,6 +147,12 @@ def get_fold(
         if not ids:
             raise ConfigError(f"{dataset_folder}: no preprocessed cases to train on", hint="run segforge preprocess")
         return ids, list(ids)
+    if parsed >= DEFAULT_FOLDS and not splits_path(dataset_folder).exists():  # refuse before writing a split
+        raise UsageError(
+            f"fold {parsed} does not exist in {splits_path(dataset_folder)} "
+            f"(available: {', '.join(str(i) for i in range(DEFAULT_FOLDS))}, all)",
+            hint=f"use --fold 0..{DEFAULT_FOLDS - 1} or --fold all, or write your own {SPLITS_FILE}",
+        )
     splits = load_or_create_splits(dataset_folder, case_ids)
     if parsed >= len(splits):
         raise UsageError(

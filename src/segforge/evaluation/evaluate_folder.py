@@ -73,6 +73,10 @@ class EvaluationSummary(BaseModel):
     metric_per_case: list[CaseResult]
     mean: dict[str, dict[str, Number]]
     foreground_mean: dict[str, Number]
+    #: region-based evaluation: label (as exported) -> the label values forming the region's mask
+    regions: dict[str, list[int]] | None = None
+    #: reference voxels with this value were left out of every metric
+    ignore_label: int | None = None
 
 
 def _none_if_nan(value: float) -> float | None:
@@ -110,8 +114,20 @@ def pair_files(ref_folder: Path, pred_folder: Path, endings: Sequence[str]) -> l
 
 
 # -- one case --------------------------------------------------------------------------------------
-def evaluate_pair(ref_file: Path, pred_file: Path, labels: Sequence[int], image_io: Any) -> dict[int, Any]:
-    """Scores per label of one prediction against its reference (geometry must match)."""
+def evaluate_pair(
+    ref_file: Path,
+    pred_file: Path,
+    labels: Sequence[int],
+    image_io: Any,
+    *,
+    regions: dict[int, tuple[int, ...]] | None = None,
+    ignore_label: int | None = None,
+) -> dict[int, Any]:
+    """Scores per label of one prediction against its reference (geometry must match).
+
+    ``regions`` (label -> member labels) scores a label as the region it is exported for;
+    ``ignore_label`` leaves voxels with that reference value out (see :mod:`.label_classes`).
+    """
     ref, ref_props = image_io.read_seg(ref_file)
     pred, pred_props = image_io.read_seg(pred_file)
     diffs = ref_props.geometry_differences(pred_props)
@@ -126,14 +142,20 @@ def evaluate_pair(ref_file: Path, pred_file: Path, labels: Sequence[int], image_
     spacing = list(ref_props.spacing)
     if ref_props.is_2d:  # drop the fake axis: a 1-voxel axis would make every voxel a surface voxel
         ref, pred, spacing = ref[0], pred[0], spacing[1:]
-    return case_scores(ref, pred, labels, spacing)
+    if regions is None and ignore_label is None:
+        return case_scores(ref, pred, labels, spacing)
+    from segforge.evaluation.label_classes import class_scores
+
+    classes = {int(lb): tuple((regions or {}).get(int(lb), (int(lb),))) for lb in labels}
+    return class_scores(ref, pred, classes, spacing, ignore_label)
 
 
 def _case_job(job: tuple[str, Path, Path, tuple[int, ...], Any]) -> Any:
     """Worker entry: a CaseResult, or the error as a value (hints do not survive pickling)."""
-    case_id, ref_file, pred_file, labels, image_io = job
+    case_id, ref_file, pred_file, labels, image_io, *scheme = job  # scheme: (regions, ignore_label) or empty
+    regions, ignore_label = (*scheme, None, None)[:2]
     try:
-        scores = evaluate_pair(ref_file, pred_file, labels, image_io)
+        scores = evaluate_pair(ref_file, pred_file, labels, image_io, regions=regions, ignore_label=ignore_label)
     except SegforgeError as exc:
         return ("error", exc.message, exc.hint)
     metrics = {str(k): LabelResult(**{n: _none_if_nan(v) for n, v in s.as_dict().items()}) for k, s in scores.items()}
@@ -162,8 +184,13 @@ def evaluate_folder(
     output_file: str | os.PathLike[str] | None = None,
     image_io: Any = None,
     show_progress: bool = False,
+    regions: dict[int, tuple[int, ...]] | None = None,
+    ignore_label: int | None = None,
 ) -> EvaluationSummary:
-    """Evaluate every reference case; writes ``output_file`` (summary.json) atomically when given."""
+    """Evaluate every reference case; writes ``output_file`` (summary.json) atomically when given.
+
+    ``regions`` / ``ignore_label``: region-based scoring and unannotated voxels, as in :func:`evaluate_pair`.
+    """
     from segforge.io.parallel import map_cases
 
     if not labels:
@@ -174,12 +201,15 @@ def evaluate_folder(
         image_io = get_registries().image_io.get("simpleitk")
     ref_folder, pred_folder = Path(ref_folder), Path(pred_folder)
     pairs = pair_files(ref_folder, pred_folder, image_io.file_endings)
-    jobs = [(cid, r, p, tuple(int(x) for x in labels), image_io) for cid, r, p in pairs]
+    jobs = [(cid, r, p, tuple(int(x) for x in labels), image_io, regions, ignore_label) for cid, r, p in pairs]
     results = map_cases(_case_job, jobs, num_processes, description="evaluating", show=show_progress)
     for result in results:
         if isinstance(result, tuple):
             raise ConfigError(result[1], hint=result[2])
     summary = summarize(results, labels, ref_folder, pred_folder)
+    if regions is not None or ignore_label is not None:
+        used = {str(k): list(v) for k, v in (regions or {}).items() if int(k) in {int(x) for x in labels}}
+        summary = summary.model_copy(update={"regions": used or None, "ignore_label": ignore_label})
     if output_file is not None:
         save_model(output_file, summary)
     return summary

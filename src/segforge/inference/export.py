@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +59,11 @@ class ProbabilitiesInfo(BaseModel):
 
 
 def label_values(plans: Plans, num_channels: int) -> np.ndarray:
-    """Label value of each output channel (channel ``c`` predicts the ``c``-th smallest label)."""
-    values = sorted(set(int(v) for v in plans.labels.values()))
+    """Label value of each output channel (channel ``c`` predicts the ``c``-th smallest label; never ``ignore``;
+    for region plans the ``regions_class_order``)."""
+    from segforge.config.label_scheme import LabelScheme
+
+    values = LabelScheme.from_plans(plans).output_labels()
     if len(values) != num_channels:
         raise ConfigError(
             f"plans '{plans.plans_name}' declare {len(values)} labels but the network predicts {num_channels} channels",
@@ -110,6 +114,10 @@ def logits_to_segmentation(
     Classes are resampled one by one into a running argmax; ties go to the lower channel, as
     ``argmax`` does.
     """
+    if plans.regions is not None:  # sigmoid outputs: threshold per region (segforge.inference.regions)
+        from segforge.inference.regions import regions_to_segmentation
+
+        return regions_to_segmentation(logits, props, plans, conf, keep_logits=keep_logits)
     n = _check_shape(logits, props)
     values = label_values(plans, n)
     dtype = np.uint8 if values.max() < 256 else np.uint16
@@ -195,11 +203,14 @@ def export_prediction(
     *,
     image_io: Any = None,
     save_probabilities: bool = False,
+    postprocess: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Path:
     """Write the segmentation for ``logits`` (``[C, *shape_after_resampling]``) to ``output_file``.
 
-    With ``save_probabilities`` also ``<output stem>.npz`` + ``.json`` beside it. Returns the
-    segmentation's path. Writes are atomic.
+    With ``save_probabilities`` also ``<output stem>.npz`` + ``.json`` beside it. ``postprocess``
+    (e.g. postprocessing.json's rules) rewrites the label map *before* its one write, so a file
+    under the final name is always the finished result (a kill cannot leave it unprocessed).
+    Returns the segmentation's path. Writes are atomic.
     """
     output_file = Path(output_file)
     if image_io is None:
@@ -209,7 +220,12 @@ def export_prediction(
     seg, kept = logits_to_segmentation(logits, props, plans, conf, keep_logits=save_probabilities)
     if save_probabilities:
         n = int(logits.shape[0])
-        probs = softmax_probabilities(kept, props, plans)
+        if plans.regions is not None:
+            from segforge.inference.regions import sigmoid_probabilities
+
+            probs = sigmoid_probabilities(kept, props, plans)
+        else:
+            probs = softmax_probabilities(kept, props, plans)
         del kept
         info = ProbabilitiesInfo(
             case_id=props.case_id, labels=[int(v) for v in label_values(plans, n)], shape=list(probs.shape[1:]),
@@ -217,6 +233,8 @@ def export_prediction(
         )  # fmt: skip
         write_probabilities(probabilities_path(output_file, image_io), probs, info)
         del probs
+    if postprocess is not None:
+        seg = postprocess(seg)
     image_io.write_seg(seg, output_file, props.image)
     return output_file
 

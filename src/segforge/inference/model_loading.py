@@ -159,7 +159,9 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     plans = _plans_from(payload, path)
     conf = plans.configuration(str(payload["configuration"]))
     spec = dict(payload["network"])
-    n_classes = len(set(plans.labels.values()))
+    from segforge.config.label_scheme import LabelScheme
+
+    n_classes = LabelScheme.from_plans(plans).num_outputs  # ignore label excluded; one per region
     return LoadedModel(
         path=path, plans=plans, configuration=conf, network_spec=spec, weights=payload["network_weights"],
         mirror_axes=_mirror_axes(payload, conf.dims),
@@ -177,19 +179,24 @@ def network_builder(spec: dict[str, Any], registries: Any = None) -> Any:
 
         registries = get_registries()
     name = str(spec.get("name"))
+    origin = spec.get("origin") if isinstance(spec.get("origin"), dict) else {}
+    dist = spec.get("dist") or origin.get("dist")
+    dist_version = spec.get("dist_version") or origin.get("version")
     try:
-        return registries.network.get(name)
+        entry = registries.network.entry(name)
     except ComponentNotFoundError as exc:
-        origin = spec.get("origin") if isinstance(spec.get("origin"), dict) else {}
-        dist = spec.get("dist") or origin.get("dist")
-        dist_version = spec.get("dist_version") or origin.get("version")
         if dist and dist != "segforge":
             version = f"=={dist_version}" if dist_version else ""
             raise ConfigError(
-                f"the model was trained with network '{name}' from {dist}, which is not installed",
+                f"the model was trained with network '{name}' from {dist}, which is not installed: install {dist}",
                 hint=f"install {dist} (pip install {dist}{version}), then predict again",
             ) from None
         raise ConfigError(f"the model's network '{name}' is not registered", hint=exc.hint) from None
+    if dist and dist != "segforge" and dist_version:
+        from segforge.inference.provenance import check_major_version
+
+        check_major_version(name, dist, str(dist_version), entry.origin)
+    return entry.component
 
 
 def build_network(model: LoadedModel, registries: Any = None) -> nn.Module:

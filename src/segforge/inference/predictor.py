@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from segforge.errors import SegforgeError, UsageError
 from segforge.inference.export import export_prediction
 from segforge.inference.sliding_window import SlidingWindowPredictor, SlidingWindowSettings
@@ -139,6 +141,8 @@ class CasePipeline:
                                              registries=registries)  # fmt: skip
         self.window = SlidingWindowPredictor(networks, settings, device)
         self.save_probabilities = save_probabilities
+        #: applied to each label map before it is written (e.g. postprocessing.json's rules); None: nothing
+        self.postprocess: Callable[[np.ndarray], np.ndarray] | None = None
 
     def preprocess(self, job: CaseJob) -> PreprocessedCase:
         return _preprocess_with(self.preprocessor, job)
@@ -147,8 +151,9 @@ class CasePipeline:
         return self.window.predict_logits(case.data, progress)
 
     def export(self, logits: Any, case: PreprocessedCase, job: CaseJob) -> Path:
-        return export_prediction(logits, case.props, self.plans, self.conf, job.output, image_io=self.image_io,
-                                 save_probabilities=self.save_probabilities)  # fmt: skip
+        path = export_prediction(logits, case.props, self.plans, self.conf, job.output, image_io=self.image_io,
+                                 save_probabilities=self.save_probabilities, postprocess=self.postprocess)  # fmt: skip
+        return path
 
 
 def _preprocess_with(pre: CasePreprocessor, job: CaseJob) -> PreprocessedCase:

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segforge.atomic import atomic_path
+from segforge.atomic import TMP_SUFFIX, atomic_path
 from segforge.config.dataset import DatasetJson, TrainingEntry, load_dataset_json
 from segforge.errors import ConfigError, SegforgeError, UsageError
 from segforge.io.layouts import TASK_FOLDER_RE, channel_file
@@ -220,8 +220,11 @@ def _prepare_output(out: Path, jobs: list[CaseJob], new_json: dict, overwrite: b
     expected = _expected_files(jobs)
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out)
+        if path.is_file() and path.name.startswith(".") and TMP_SUFFIX in path.name:
+            path.unlink(missing_ok=True)  # leftover of an interrupted atomic write (.name.xxx.tmp)
+            continue
         if path.is_dir() or any(part.startswith(".") for part in rel.parts):
-            continue  # folders, and leftovers of interrupted atomic writes (.name.xxx.tmp)
+            continue  # folders and hidden files
         if rel not in expected:
             raise UsageError(
                 f"output folder {out} already exists with other content ({rel})",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from segforge.atomic import atomic_path
 from segforge.errors import ConfigError
+from segforge.io.nifti_checks import check_nifti_file
 
 PathLike = str | os.PathLike[str]
 
@@ -82,6 +83,7 @@ def read_itk(path: PathLike) -> Any:
     hint = "check that the file exists and is a complete, uncorrupted image (re-copy or re-export it)"
     if not path.is_file():
         raise ConfigError(f"cannot read {path}: file not found", hint=hint)
+    check_nifti_file(path)  # SimpleITK reads truncated files and NaN silently (as zeros)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:

@@ -116,6 +116,11 @@ def resolve_task(task: str | int, raw_root: Path | None = None) -> Path:
 # -- listing cases --------------------------------------------------------------------------------
 def _inside(dataset: Path, entry: str, where: str) -> Path:
     """``entry`` (relative, from dataset.json) resolved in ``dataset``; refuse absolute paths and ``..``."""
+    if any(ord(ch) < 32 for ch in entry):  # a NUL byte would crash every os call with a traceback
+        raise ConfigError(
+            f"{dataset / 'dataset.json'}: {where} path {entry!r} contains a control character",
+            hint="paths in dataset.json must be plain paths relative to the dataset folder: ./imagesTr/case.nii.gz",
+        )
     posix = PurePosixPath(entry.replace("\\", "/"))
     if posix.is_absolute() or ".." in posix.parts or re.match(r"^[A-Za-z]:", entry):
         raise ConfigError(

@@ -19,11 +19,16 @@ import numpy as np
 
 from segforge.errors import SegforgeError
 from segforge.io.image_io import ImageProperties
-from segforge.io.layouts import RawCase, RawDataset, open_raw_dataset
+from segforge.io.layouts import CHANNEL_RE, RawCase, RawDataset, open_raw_dataset
+from segforge.io.nifti_checks import nifti_sform_shear
 from segforge.io.parallel import map_cases
 
 Severity = Literal["error", "warning"]
 GEOMETRY_FIX = "resample or re-export the label in the image's geometry (same shape, spacing, origin, direction)"
+#: spacings (mm) outside this range are header errors, not real scanners (2D's fake axis is exempt)
+PLAUSIBLE_SPACING_MM = (1e-6, 1e3)
+SHEAR_FIX = "resample the image to an orthogonal grid with the tool that made it (ITK would silently move it)"
+HEADER_FIX = "fix the image header (pixdim / direction) or re-export the image from its source"
 
 
 class DatasetIntegrityError(SegforgeError):
@@ -105,7 +110,7 @@ def _read(path: Path, root: Path, out: CaseOutcome) -> tuple[np.ndarray, ImagePr
     try:
         return SimpleITKIO()._read_scalar(path)
     except ConfigError as exc:
-        message = exc.message.replace(f"{path}: ", "").replace(f" {path}", "")
+        message = exc.message.replace(f"cannot read {path}", "cannot read").replace(f"{path}: ", "")
         out.problems.append(Problem(_rel(root, path), message, exc.hint or "re-export the file"))
         return None
 
@@ -133,6 +138,24 @@ def nifti_nonfinite_count(path: Path) -> int:
     count = max(len(data) - offset, 0) // np.dtype(dtype).itemsize
     voxels = np.frombuffer(data, f"{order}{dtype}", count=count, offset=offset)
     return int(np.count_nonzero(~np.isfinite(voxels)))
+
+
+def _header_problems(file: str, array: np.ndarray, props: ImageProperties) -> list[Problem]:
+    """Spacing and direction a scanner cannot produce, and images without any signal."""
+    problems = []
+    low, high = PLAUSIBLE_SPACING_MM
+    spacing = np.asarray(props.itk_spacing, dtype=float)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing < low) or np.any(spacing > high):
+        problems.append(Problem(file, f"spacing {props.describe('itk_spacing')} mm is implausible", HEADER_FIX))
+    n = len(props.itk_spacing)
+    direction = np.asarray(props.direction, dtype=float).reshape(n, n)
+    if not np.allclose(direction @ direction.T, np.eye(n), atol=1e-3):
+        problems.append(Problem(file, "direction matrix is not orthonormal (sheared or scaled axes)", HEADER_FIX))
+    if array.size and not np.any(array):
+        problems.append(
+            Problem(file, "all voxels are 0", "check the export; an empty image cannot be segmented", "warning")
+        )
+    return problems
 
 
 def _geometry_problems(file: str, props: ImageProperties, ref: ImageProperties, ref_name: str) -> list[Problem]:
@@ -163,6 +186,9 @@ def _check_images(check: CaseCheck, out: CaseOutcome) -> ImageProperties | None:
         bad = int(np.count_nonzero(~np.isfinite(array))) or nifti_nonfinite_count(path)
         if bad:
             out.problems.append(Problem(file, f"{bad} NaN/inf voxel(s)", "replace NaN/inf values in the image"))
+        out.problems.extend(_header_problems(file, array, props))
+        if (nifti_sform_shear(path) or 0.0) > 1e-3:
+            out.problems.append(Problem(file, "sform matrix is not orthogonal (sheared axes)", SHEAR_FIX))
         if ref is None:
             ref, ref_file = props, file
         else:
@@ -198,6 +224,10 @@ def _check_label(check: CaseCheck, ref: ImageProperties | None, ref_file: str, o
         )
     if ref is not None:
         out.problems.extend(_geometry_problems(file, props, ref, ref_file))
+    if not np.any(array):
+        out.problems.append(
+            Problem(file, "no foreground (only background)", "check it is the right label file", "warning")
+        )
 
 
 def check_case(check: CaseCheck) -> CaseOutcome:
@@ -242,14 +272,37 @@ def _stray_files(ds: RawDataset, report: VerifyReport) -> None:
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or path in expected:
                 continue
-            report.add(
-                Problem(
-                    _rel(ds.path, path),
-                    "not part of any case listed in dataset.json",
-                    f"remove it, or name it CASE_000C{ds.file_ending} and list the case",
-                    "warning",
-                )
-            )
+            message, fix = _stray_reason(ds, path, folder == ds.labels_folder)
+            report.add(Problem(_rel(ds.path, path), message, fix, "warning"))
+
+
+def _stray_reason(ds: RawDataset, path: Path, is_label: bool) -> tuple[str, str]:
+    """Why a file in a dataset folder belongs to no case, and the rename or removal that fixes it."""
+    ending, n = ds.file_ending, ds.num_channels
+    stem = path.name[: -len(ending)] if path.name.endswith(ending) else None
+    known = {c.case_id for c in ds.cases + ds.test_cases}
+    if stem is None:
+        return f"does not end with the dataset's file ending {ending}", f"remove it, or convert it to {ending}"
+    match = CHANNEL_RE.match(stem)
+    if is_label:
+        return (
+            "label of no case listed in dataset.json",
+            f"remove it, or add its image(s) {stem}_0000{ending} and list it",
+        )
+    if match and match["case"] in known and int(match["channel"]) >= n:
+        return (
+            f"channel {int(match['channel'])} but dataset.json declares {n} channel(s)",
+            "remove the extra channel file, or add the channel to dataset.json's modality/channel_names",
+        )
+    if match is None:
+        return (
+            "not part of any case listed in dataset.json: no _0000 channel suffix",
+            f"rename it to {stem}_0000{ending} (one file per channel)",
+        )
+    return (
+        "not part of any case listed in dataset.json",
+        f"add its label labelsTr/{match['case']}{ending} and list the case in dataset.json, or remove it",
+    )
 
 
 def _dimension_problems(ds: RawDataset, outcomes: list[CaseOutcome], report: VerifyReport) -> None:

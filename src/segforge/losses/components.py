@@ -1,4 +1,4 @@
-"""The loss components segforge registers: ``dc_ce``, ``dice``, ``ce`` and ``deep_supervision``.
+"""The loss components segforge registers: ``dc_ce``, ``dc_bce``, ``dice``, ``ce`` and ``deep_supervision``.
 
 A loss component has a ``name``, a ``version``, a pydantic ``Params`` model (what ``--set
 loss.KEY=VALUE`` validates against) and ``build(params, context) -> nn.Module``; the module
@@ -28,6 +28,10 @@ class LossContext:
     batch_dice: bool = True
     #: per-axis downsampling of each network output, full resolution first (one entry: no DS)
     deep_supervision_scales: Sequence[Sequence[int]] = field(default_factory=lambda: [[1, 1, 1]])
+    #: target value of unannotated voxels (dataset.json label ``ignore``): excluded from the loss
+    ignore_label: int | None = None
+    #: region-based training: the label set of each (sigmoid) output channel; None for softmax
+    regions: Sequence[Sequence[int]] | None = None
 
 
 class LossParams(BaseModel):
@@ -51,6 +55,17 @@ class CEParams(LossParams):
     """Plain cross-entropy has no settings."""
 
 
+def _softmax_only(name: str, context: LossContext) -> None:
+    """Softmax losses cannot train region outputs: say which loss can."""
+    if context.regions is not None:
+        from segforge.errors import ConfigError
+
+        raise ConfigError(
+            f"loss '{name}' is for softmax outputs but this dataset trains regions (sigmoid outputs)",
+            hint="use --loss dc_bce (the default for region-based datasets)",
+        )
+
+
 class LossComponent:
     """Convenience base for loss components (plugins may also duck-type it)."""
 
@@ -71,8 +86,39 @@ class DiceCELossComponent(LossComponent):
     def build(self, params: DiceCEParams, context: LossContext) -> nn.Module:
         from segforge.losses.compound import DiceCELoss
 
+        _softmax_only(self.name, context)
         batch_dice = context.batch_dice if params.batch_dice is None else params.batch_dice
-        return DiceCELoss(batch_dice, params.do_bg, params.smooth, params.weight_ce, params.weight_dice)
+        return DiceCELoss(
+            batch_dice, params.do_bg, params.smooth, params.weight_ce, params.weight_dice, context.ignore_label
+        )
+
+
+class DiceBCEParams(LossParams):
+    batch_dice: bool | None = Field(None, description="pool Dice sums over the batch; None = as planned")
+    smooth: float = Field(1e-5, ge=0, description="added to numerator and denominator")
+    weight_ce: float = Field(1.0, ge=0, description="weight of the binary cross-entropy term")
+    weight_dice: float = Field(1.0, ge=0, description="weight of the (negative) soft Dice term")
+
+
+class DiceBCELossComponent(LossComponent):
+    """Region training: sigmoid soft Dice per region + BCE with logits, weights 1:1 (nnU-Net's DC_and_BCE_loss)."""
+
+    name = "dc_bce"
+    Params = DiceBCEParams
+
+    def build(self, params: DiceBCEParams, context: LossContext) -> nn.Module:
+        from segforge.errors import ConfigError
+        from segforge.losses.regions import RegionDiceBCELoss
+
+        if context.regions is None:
+            raise ConfigError(
+                "loss 'dc_bce' needs a region-based dataset (dataset.json labels given as lists)",
+                hint="use the default loss dc_ce for ordinary datasets, or declare regions in dataset.json",
+            )
+        batch_dice = context.batch_dice if params.batch_dice is None else params.batch_dice
+        return RegionDiceBCELoss(
+            context.regions, context.ignore_label, batch_dice, params.smooth, params.weight_ce, params.weight_dice
+        )
 
 
 class DiceLossComponent(LossComponent):
@@ -84,8 +130,9 @@ class DiceLossComponent(LossComponent):
     def build(self, params: DiceParams, context: LossContext) -> nn.Module:
         from segforge.losses.dice import SoftDiceLoss
 
+        _softmax_only(self.name, context)
         batch_dice = context.batch_dice if params.batch_dice is None else params.batch_dice
-        return SoftDiceLoss(batch_dice, params.do_bg, params.smooth)
+        return SoftDiceLoss(batch_dice, params.do_bg, params.smooth, context.ignore_label)
 
 
 class CELossComponent(LossComponent):
@@ -97,7 +144,8 @@ class CELossComponent(LossComponent):
     def build(self, params: CEParams, context: LossContext) -> nn.Module:
         from segforge.losses.cross_entropy import TargetCrossEntropyLoss
 
-        return TargetCrossEntropyLoss()
+        _softmax_only(self.name, context)
+        return TargetCrossEntropyLoss(ignore_index=-100 if context.ignore_label is None else context.ignore_label)
 
 
 class DeepSupervisionParams(LossParams):

@@ -23,12 +23,13 @@ class DiceCELoss(nn.Module):
         smooth: float = 1e-5,
         weight_ce: float = 1.0,
         weight_dice: float = 1.0,
+        ignore_label: int | None = None,
     ) -> None:
         super().__init__()
         self.weight_ce = weight_ce
         self.weight_dice = weight_dice
-        self.dice = SoftDiceLoss(batch_dice=batch_dice, do_bg=do_bg, smooth=smooth)
-        self.ce = TargetCrossEntropyLoss()
+        self.dice = SoftDiceLoss(batch_dice=batch_dice, do_bg=do_bg, smooth=smooth, ignore_label=ignore_label)
+        self.ce = TargetCrossEntropyLoss(ignore_index=-100 if ignore_label is None else ignore_label)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         total = logits.new_zeros((), dtype=torch.float32)

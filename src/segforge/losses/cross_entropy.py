@@ -12,9 +12,15 @@ from torch import nn
 
 
 class TargetCrossEntropyLoss(nn.CrossEntropyLoss):
-    """``nn.CrossEntropyLoss`` that accepts targets with a singleton channel axis."""
+    """``nn.CrossEntropyLoss`` that accepts targets with a singleton channel axis.
+
+    With ``ignore_index`` (the dataset's ignore label) the mean runs over annotated voxels
+    only; a batch without any annotated voxel gives 0 rather than NaN (nnU-Net skips the term).
+    """
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         if target.ndim == logits.ndim:
             target = target[:, 0]
+        if self.ignore_index >= 0 and not bool((target != self.ignore_index).any()):
+            return logits.float().sum() * 0.0
         return super().forward(logits.float(), target.long())

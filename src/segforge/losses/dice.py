@@ -29,41 +29,62 @@ class SoftDiceLoss(nn.Module):
     and averaged. Logits go in, not probabilities.
     """
 
-    def __init__(self, batch_dice: bool = False, do_bg: bool = False, smooth: float = 1e-5) -> None:
+    def __init__(
+        self, batch_dice: bool = False, do_bg: bool = False, smooth: float = 1e-5, ignore_label: int | None = None
+    ) -> None:
         super().__init__()
         self.batch_dice = batch_dice
         self.do_bg = do_bg
         self.smooth = smooth
+        #: voxels with this target value add nothing to intersection, prediction or reference sums
+        self.ignore_label = ignore_label
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(logits.float(), 1)
         axes = tuple(range(2, probs.ndim))
+        mask = None
         with torch.no_grad():
+            if self.ignore_label is not None:
+                target = target if target.ndim == probs.ndim else target.unsqueeze(1)
+                mask = target != self.ignore_label
+                target = torch.where(mask, target, torch.zeros_like(target))
             gt = one_hot(target, probs.shape[1], probs.dtype)
             if not self.do_bg:
                 gt = gt[:, 1:]
+            if mask is not None:
+                gt = gt * mask
             sum_gt = gt.sum(axes)
         if not self.do_bg:
             probs = probs[:, 1:]
+        if mask is not None:
+            probs = probs * mask
         intersect = (probs * gt).sum(axes)
         sum_pred = probs.sum(axes)
         if self.batch_dice:
-            intersect, sum_pred, sum_gt = intersect.sum(0), sum_pred.sum(0), sum_gt.sum(0)
+            from segforge.training.distributed import sum_over_ranks
+
+            # under torchrun the "batch" is the global one: sums over every rank's slice (with gradient)
+            intersect, sum_pred, sum_gt = sum_over_ranks(intersect.sum(0), sum_pred.sum(0), sum_gt.sum(0))
         dice = (2 * intersect + self.smooth) / torch.clip(sum_gt + sum_pred + self.smooth, 1e-8)
         return -dice.mean()
 
 
 @torch.no_grad()
-def hard_tp_fp_fn(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def hard_tp_fp_fn(
+    logits: torch.Tensor, target: torch.Tensor, ignore_label: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-class TP, FP, FN (foreground classes only, summed over batch and space) of the argmax.
 
     This is what nnU-Net's validation step accumulates for its pseudo-Dice: counts are
     summed over all validation batches of an epoch *before* dividing, so small patches with
-    little foreground do not dominate. Voxels labelled -1 (outside the image) are ignored.
+    little foreground do not dominate. Voxels labelled -1 (outside the image) or
+    ``ignore_label`` (unannotated) are ignored.
     """
     num_classes = logits.shape[1]
     target = target[:, 0] if target.ndim == logits.ndim else target
     valid = target >= 0
+    if ignore_label is not None:
+        valid &= target != ignore_label
     pred = logits.argmax(1)
     tp, fp, fn = [], [], []
     for c in range(1, num_classes):

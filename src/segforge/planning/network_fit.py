@@ -156,6 +156,19 @@ def fit_network(
     ``cache`` (a dict) lets several searches with the same builder share memory estimates,
     which matters for the 3d_lowres search that re-plans at many spacings.
     """
+    try:
+        return _fit(builder, request, start_patch, cache)
+    except Exception as exc:  # the builder is a plugin's code: name the plugin, not segforge's internals
+        from segforge.component_errors import component_failure, component_origin, should_wrap
+
+        origin = component_origin("network", builder)
+        if should_wrap(exc, origin):
+            raise component_failure("network", builder, "planning (propose/constraints/estimate_memory)", exc,
+                                    origin) from exc  # fmt: skip
+        raise
+
+
+def _fit(builder: Any, request: FitRequest, start_patch: Sequence[int] | None, cache: dict | None) -> NetworkFit:
     search = _Search(builder, request, cache)
     start = tuple(start_patch) if start_patch is not None else initial_patch(request.spacing, request.median_shape)
     params, patch = search.propose(start)

@@ -19,9 +19,12 @@ MAX_SAMPLES = 10000
 MIN_FRACTION = 0.01
 
 
-def foreground_labels(labels: dict[str, int]) -> list[int]:
-    """Label values to sample: everything but background (0) and an ``ignore`` label, ascending."""
-    return sorted({int(v) for k, v in labels.items() if int(v) != 0 and k != "ignore"})
+def foreground_labels(labels: dict[str, int], regions: list[list[int]] | None = None) -> list[int]:
+    """Label values to sample: everything but background (0) and an ``ignore`` label, ascending;
+    with ``regions`` also every label value a region holds."""
+    values = {int(v) for k, v in labels.items() if int(v) != 0 and k != "ignore"}
+    values.update(int(v) for region in regions or [] for v in region if int(v) != 0)
+    return sorted(values)
 
 
 def sample_class_locations(

@@ -190,14 +190,20 @@ def preprocess_dataset(
     *,
     progress: bool = True,
     registries: Any = None,
+    part_id: int = 0,
+    num_parts: int = 1,
 ) -> PreprocessSummary:
     """Preprocess every training case of ``raw_dataset`` for ``configuration_names`` (None: all).
 
     ``out_root`` is the preprocessed root (``get_folders().preprocessed.path``); cases go to
     ``out_root/<raw_dataset.name>/<data_identifier>/`` and the plans are saved beside them as
     ``<plans_name>.json`` unless that file exists. Complete, current cases are skipped.
+    ``part_id``/``num_parts`` preprocess only one shard of the cases (:mod:`.shards`).
     """
+    from segforge.preprocessing.shards import shard_dataset
+
     start = time.perf_counter()
+    raw_dataset = shard_dataset(raw_dataset, part_id, num_parts)
     names = list(configuration_names) if configuration_names else list(plans.configurations)
     pre = CasePreprocessor(plans, names, registries=registries)
     folder = dataset_folder(out_root, raw_dataset.name)
@@ -206,11 +212,15 @@ def preprocess_dataset(
         confs = [n for n in names if plans.configurations[n].data_identifier == ident]
         summary.identifiers[ident] = IdentifierSummary(ident, confs, folder / ident, pre.digests[ident])
         (folder / ident).mkdir(parents=True, exist_ok=True)
-        remove_temporaries(folder / ident)
+        if num_parts == 1:  # a shard must not delete the half-written files of a parallel shard
+            remove_temporaries(folder / ident)
     if not summary.plans_file.exists():
         save_model(summary.plans_file, plans)
     todo = _plan_work(raw_dataset, pre, summary)
     folders = {ident: info.folder for ident, info in summary.identifiers.items()}
+    from segforge.preprocessing.memory_check import check_preprocess_memory
+
+    check_preprocess_memory([case for case, _ in todo], plans, names, min(num_workers, max(len(todo), 1)))
     bar = _ProgressBar(progress, len(todo), raw_dataset.name, summary)
     if num_workers <= 1 or len(todo) <= 1:
         _run_serial(todo, pre, folders, bar)

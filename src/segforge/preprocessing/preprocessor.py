@@ -140,7 +140,8 @@ class CasePreprocessor:
             registries = get_registries()
         self.image_io = image_io if image_io is not None else registries.image_io.get(plans.image_io)
         self.normalizers = {d: resolve_normalizers(c, registries) for d, c in self.configurations.items()}
-        self.fg_labels = foreground_labels(plans.labels)
+        # region plans: sample every label a region holds (plans.labels then lists only background)
+        self.fg_labels = foreground_labels(plans.labels, plans.regions)
 
     @property
     def data_identifiers(self) -> list[str]:

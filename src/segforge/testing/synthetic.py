@@ -5,6 +5,8 @@ as foreground (label 1 outside, label 2 inside it, ...) and images whose intensi
 the labels plus noise, so a network can learn them and a verifier can check them. Three
 layouts: ``"v1"`` (segforge / nnU-Net v1 Task folder), ``"msd"`` (Medical Segmentation
 Decathlon, multi-channel images as one 4D file) and ``"v2"`` (nnU-Net v2 Dataset folder).
+:func:`make_region_task` (BraTS-like overlapping regions) and :func:`make_sparse_task` (most
+voxels labelled ``ignore``) build on it for region-based training and the ignore label.
 """
 
 from __future__ import annotations
@@ -137,4 +139,100 @@ def make_task(
     (folder / "labelsTr").mkdir(parents=True, exist_ok=True)
     info = _dataset_json(layout, folder.name, channel_names, list(labels), train, test)
     (folder / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+    return folder
+
+
+#: memory budget (GiB, ``plan-and-preprocess --gpu-memory-gb``) under which :func:`make_large_task`'s
+#: images are large relative to the patch: the planner then adds 3d_lowres and 3d_cascade_fullres
+LARGE_TASK_GPU_MEMORY_GB = 0.05
+
+
+def make_large_task(
+    folder: str | Path,
+    n_cases: int = 5,
+    shape: Sequence[int] = (40, 64, 64),
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    n_test: int = 1,
+    seed: int = 0,
+    **kwargs: Any,
+) -> Path:
+    """A synthetic task whose images are large relative to the patch the planner can afford.
+
+    nnU-Net plans 3d_lowres when the 3d_fullres patch covers less than a quarter of the median
+    image. Images that large for the default 8 GiB budget (about 256^3 voxels) would make tests
+    slow and files big, so the images here stay small (40 x 64 x 64, isotropic, a few hundred kB
+    each) and the test plans them with a small budget, ``LARGE_TASK_GPU_MEMORY_GB`` (``segforge
+    plan-and-preprocess --gpu-memory-gb 0.05`` or the planner param ``gpu_memory_gb``): the patch
+    shrinks to 16 x 24 x 24 and the planner adds 3d_lowres (spacing ~1.65) and 3d_cascade_fullres.
+    Other arguments are those of :func:`make_task`.
+    """
+    return make_task(folder, n_cases=n_cases, shape=shape, spacing=spacing, n_test=n_test, seed=seed, **kwargs)
+
+
+#: BraTS-like regions over the nested labels 1 (outer) ⊃ 2 ⊃ 3 (inner) of :func:`make_region_task`
+BRATS_LIKE_REGIONS = {"whole": [1, 2, 3], "core": [2, 3], "enhancing": [3]}
+
+
+def _rewrite_dataset_json(folder: Path, update: dict[str, Any]) -> None:
+    path = folder / "dataset.json"
+    info = json.loads(path.read_text())
+    info.update(update)
+    path.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def make_region_task(
+    folder: str | Path,
+    n_cases: int = 4,
+    shape: Sequence[int] = (12, 16, 14),
+    spacing: Sequence[float] = (2.0, 1.0, 1.5),
+    seed: int = 0,
+    n_test: int = 0,
+    regions_class_order: Sequence[int] = (1, 2, 3),
+) -> Path:
+    """A region-based nnU-Net v2 dataset (BraTS style): nested labels 1 ⊃ 2 ⊃ 3 in the label files,
+    dataset.json labels ``whole`` = [1, 2, 3], ``core`` = [2, 3], ``enhancing`` = [3] and
+    ``regions_class_order`` (default [1, 2, 3]: exporting the regions in order restores the labels)."""
+    folder = make_task(folder, n_cases, shape, spacing, 1, ("outer", "middle", "inner"), seed, "v2", n_test)
+    labels = {"background": 0, **BRATS_LIKE_REGIONS}
+    _rewrite_dataset_json(folder, {"labels": labels, "regions_class_order": [int(v) for v in regions_class_order]})
+    return folder
+
+
+def sparse_annotation(seg: np.ndarray, ignore_value: int, every: int = 4, axis: int = 0) -> np.ndarray:
+    """``seg`` annotated only on every ``every``-th slice along ``axis``; every other voxel is ``ignore_value``."""
+    out = np.full_like(seg, ignore_value)
+    keep = [slice(None)] * seg.ndim
+    keep[axis] = slice(0, None, every)
+    out[tuple(keep)] = seg[tuple(keep)]
+    return out
+
+
+def make_sparse_task(
+    folder: str | Path,
+    n_cases: int = 4,
+    shape: Sequence[int] = (12, 16, 14),
+    spacing: Sequence[float] = (2.0, 1.0, 1.5),
+    labels: Sequence[str] = ("inner", "core"),
+    seed: int = 0,
+    layout: Layout = "v2",
+    n_test: int = 0,
+    every: int = 4,
+) -> Path:
+    """A sparsely annotated dataset: labels 1..N on every ``every``-th slice (axis 0), the label
+    ``ignore`` (value N + 1, the highest, as nnU-Net requires) everywhere else. The images follow
+    the full segmentation, so what the network should predict in ignored voxels is known."""
+    import SimpleITK as sitk
+
+    folder = make_task(folder, n_cases, shape, spacing, 1, labels, seed, layout, n_test)
+    ignore = len(labels) + 1
+    for path in sorted((folder / "labelsTr").glob("*.nii.gz")):
+        image = sitk.ReadImage(str(path))
+        sparse = sitk.GetImageFromArray(sparse_annotation(sitk.GetArrayFromImage(image), ignore, every))
+        sparse.CopyInformation(image)
+        write_nifti(sparse, path)
+    info = json.loads((folder / "dataset.json").read_text())
+    if layout == "v2":
+        _rewrite_dataset_json(folder, {"labels": {**info["labels"], "ignore": ignore}})
+    else:
+        _rewrite_dataset_json(folder, {"labels": {**info["labels"], str(ignore): "ignore"}})
     return folder

@@ -12,11 +12,12 @@ import warnings
 from typing import Any
 
 from segforge.errors import UsageError
+from segforge.training import distributed
 from segforge.training.checkpoint import CheckpointWarning, resumable_checkpoint
 from segforge.training.clock import Clock
 from segforge.training.overrides import apply_overrides
+from segforge.training.rank_log import open_log
 from segforge.training.run_dir import TRAINING_LOG
-from segforge.training.run_log import TrainingLog
 from segforge.training.run_setup import RunContext, RunRequest, resolve_run
 
 
@@ -85,25 +86,28 @@ def build_trainer(request: RunRequest, registries: Any = None) -> tuple[Any, dic
     from segforge.training.device import resolve_device
 
     _check_request(request)
-    context = resolve_run(request, registries)
+    run, device = distributed.init_from_environment(resolve_device(request.device))
+    with run.main_first():  # under torchrun rank 0 writes the split file (or plans variant) first
+        context = resolve_run(request, registries)
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always", CheckpointWarning)
         found = resumable_checkpoint(context.fold_folder) if request.resume else None
     resume = found[1] if found else None
     params, loss_updates = _params(context, resume)
     context.fold_folder.mkdir(parents=True, exist_ok=True)
-    log = TrainingLog(context.fold_folder / TRAINING_LOG)
+    log = open_log(run, context.fold_folder / TRAINING_LOG)
     for note in context.notes:
         log.line(note)
     for warning in skipped:
         log.warning(str(warning.message))
     if request.resume:
         log.line(f"continuing from {found[0].name}" if found else "no valid checkpoint to continue from: starting over")
-    device = resolve_device(request.device)
     clock = Clock(started_ago_s=request.started_ago_s)
     budget, params = _budget(request, resume, params, device.type, context.configuration.batch_size, clock)
     trainer_cls = context.trainer_entry.component
     trainer = trainer_cls(context, params, log, device=device, loss_params=loss_updates, budget=budget, clock=clock)
+    if run.active:
+        log.line(distributed.describe(run, trainer.batch_size, params.oversample_foreground_percent))
     trainer.setup()
     if resume is not None:
         trainer.restore(resume)
@@ -120,6 +124,11 @@ def train(request: RunRequest, *, stop_after_epochs: int | None = None, registri
     try:
         if resume is not None and trainer.state.finished:
             trainer.log.line("this run has already finished (checkpoint_final.pt); nothing to do")
+            _validate_if_pending(trainer)
+            if trainer.dist.is_main:
+                from segforge.training.cascade import write_next_stage_predictions
+
+                write_next_stage_predictions(trainer, overwrite=False)  # writes only what is missing
             return _result(trainer, "finished")
         ctx = trainer.context
         trainer.log.line(
@@ -127,8 +136,27 @@ def train(request: RunRequest, *, stop_after_epochs: int | None = None, registri
             f"network {ctx.network_entry.name}, loss {trainer.loss_name}, {len(ctx.train_ids)} training / "
             f"{len(ctx.val_ids)} validation cases, batch {trainer.batch_size}, patch {trainer.patch_size}, "
             f"device {trainer.device}, {trainer.precision.name}"
+            + (" (the time budget may switch a CPU run to bf16)" if trainer.budget is not None else "")
         )
         trainer.write_manifest("running")
-        return trainer.fit(stop_after_epochs)
+        where = lambda: f"at epoch {trainer.state.epoch}, iteration {trainer.state.iteration}"  # noqa: E731
+        with distributed.collective_failures(trainer.dist, where):
+            result = trainer.fit(stop_after_epochs)
+        if result.status == "finished" and trainer.dist.is_main:  # rank 0 validates; the others are done
+            from segforge.training.cascade import write_next_stage_predictions
+            from segforge.training.validation import validate_after_training
+
+            write_next_stage_predictions(trainer)  # 3d_lowres: the cascade's inputs (training/cascade.py)
+            validate_after_training(trainer)
+        return result
     finally:
         trainer.log.close()
+        distributed.shutdown()
+
+
+def _validate_if_pending(trainer: Any) -> None:
+    """A finished run whose end-of-training validation was interrupted completes it on ``--continue``."""
+    from segforge.training.validation import validate_after_training, validation_pending
+
+    if trainer.context.val_ids and validation_pending(trainer.context.fold_folder):
+        validate_after_training(trainer)

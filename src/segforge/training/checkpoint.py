@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from segforge.atomic import atomic_path
+from segforge.atomic import atomic_path, remove_interrupted_writes
 from segforge.errors import SegforgeError
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -102,6 +102,7 @@ def resumable_checkpoint(fold_folder: str | os.PathLike[str]) -> tuple[Path, dic
     found: list[tuple[int, int, Path, dict[str, Any]]] = []
     for rank, name in enumerate((FINAL, LATEST, BEST)):
         path = folder / name
+        remove_interrupted_writes(path)  # a kill mid-save left a temporary; nothing writes before resuming
         if not path.exists():
             continue
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from segforge.training import checkpoint as ckpt
+from segforge.training import distributed
 from segforge.training.signals import StopRequest, TrainingInterrupted, stop_on_signals
 
 
@@ -40,8 +41,7 @@ def run_training(trainer: Any, stop_after_epochs: int | None = None) -> Training
     with stop_on_signals() as stop:
         log.start_progress()
         try:
-            if trainer.budget is not None:
-                trainer.budget.before_training(trainer)
+            distributed.before_training(trainer)  # the budget's choices (rank 0's under torchrun)
             while not trainer.done():
                 run_epoch(trainer, stop)
                 epochs_this_session += 1
@@ -85,15 +85,17 @@ def run_epoch(trainer: Any, stop: StopRequest) -> None:
         losses.append(loss)
         state.partial_losses = losses
         trainer.log.advance(loss)
-        if stop.requested:
-            interrupt(trainer, stop)
         if trainer.budget is not None:
             trainer.budget.after_iteration(trainer)
+        distributed.sync_iteration(trainer, stop)  # under torchrun: all ranks stop, or go on, together
+        if stop.requested:
+            interrupt(trainer, stop)
     train_loss = float(np.mean(losses)) if losses else math.nan
     val = trainer.validate(epoch)
     trainer.on_epoch_end(epoch, train_loss, val, time.perf_counter() - started)
     if trainer.budget is not None:
         trainer.budget.after_epoch(trainer)
+    distributed.sync_iteration(trainer, stop)
     if stop.requested:
         interrupt(trainer, stop)
 
@@ -131,9 +133,10 @@ def finish(trainer: Any) -> None:
             f"pseudo Dice [{dice}], mean {val['mean_dice']:.4f}"
         )
     trainer.save_checkpoint(ckpt.FINAL)
-    with contextlib.suppress(FileNotFoundError):
-        (trainer.context.fold_folder / ckpt.LATEST).unlink()
-    plot_progress(trainer.context.fold_folder / PROGRESS_PNG, state.logs, trainer.log.warning)
+    if getattr(trainer, "dist", distributed.current()).is_main:
+        with contextlib.suppress(FileNotFoundError):
+            (trainer.context.fold_folder / ckpt.LATEST).unlink()
+        plot_progress(trainer.context.fold_folder / PROGRESS_PNG, state.logs, trainer.log.warning)
     trainer.write_manifest("finished")
     trainer.log.line(
         f"training finished: {state.epoch} epochs, {state.iteration} iterations, {trainer.clock.elapsed():.0f} s"

@@ -72,6 +72,9 @@ class TrainerParams(_Params):
     final_val_iterations: int = Field(0, ge=0, description="validation batches after the last epoch (reported)")
     checkpoint_every: int = Field(50, ge=1, description="epochs between checkpoint_latest.pt saves")
     plot_every: int = Field(1, ge=1, description="epochs between progress.png updates")
+    run_validation: bool = Field(
+        True, description="after training, predict the validation cases with the full predictor (validation/)"
+    )
     deep_supervision: bool = True
     loss: str | None = Field(None, description="registered loss; None = the trainer's default (dc_ce)")
     loss_params: dict[str, Any] = Field(default_factory=dict)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segforge.config.label_scheme import LabelScheme
 from segforge.config.plans import ConfigurationPlan, Plans
 from segforge.errors import ConfigError, UsageError
 from segforge.registry import Entry
@@ -41,6 +42,8 @@ class RunRequest:
     command: list[str] = field(default_factory=list)
     #: seconds the process ran before training was asked for (the CLI's start-up), counted by budgets
     started_ago_s: float = 0.0
+    #: end-of-training validation also writes probabilities (CASE.npz + CASE.json), as nnU-Net's --npz
+    npz: bool = False
 
 
 @dataclass
@@ -63,12 +66,21 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def label_scheme(self) -> LabelScheme:
+        """Softmax labels or sigmoid regions, and the ignore label (see :mod:`segforge.config.label_scheme`)."""
+        return LabelScheme.from_plans(self.plans)
+
+    @property
     def num_classes(self) -> int:
-        return max(self.plans.labels.values()) + 1
+        """Network output channels: labels without ``ignore``, or one per region."""
+        return self.label_scheme.num_outputs
 
     @property
     def in_channels(self) -> int:
-        return len(self.configuration.normalization)
+        """Image channels, plus one per foreground label of the previous stage for a cascade."""
+        from segforge.training.cascade import previous_stage_channels
+
+        return len(self.configuration.normalization) + previous_stage_channels(self.plans, self.configuration)
 
 
 def _dataset_folder(task: str, preprocessed_root: Path) -> Path:
@@ -83,22 +95,53 @@ def _dataset_folder(task: str, preprocessed_root: Path) -> Path:
         ) from None
 
 
+def _existing_plans_path(
+    dataset_folder: Path, plans_name: str, network: str | None, task: str
+) -> tuple[Path, list[str]]:
+    """The plans file to start from: ``plans_name``'s, or (default name only) the one variant there is.
+
+    ``segforge plan-and-preprocess --network swin_unet`` writes only ``segforgePlans__swin_unet.json``;
+    training that task without ``--plans`` must find it instead of asking for ``segforgePlans.json``.
+    """
+    from segforge.planning import BASE_PLANS_NAME
+
+    path = dataset_folder / f"{plans_name}.json"
+    if path.is_file():
+        return path, []
+    variants = sorted(p.stem for p in dataset_folder.glob(f"{BASE_PLANS_NAME}__*.json"))
+    if plans_name != BASE_PLANS_NAME:  # a name the user chose: no substitute
+        variants = []
+    wanted = f"{BASE_PLANS_NAME}__{network}" if network else None
+    chosen = wanted if wanted in variants else (variants[0] if network is None and len(variants) == 1 else None)
+    if chosen is not None:
+        note = f"using plans {chosen}: {path.name} does not exist"
+        return dataset_folder / f"{chosen}.json", [note]
+    if network is None and len(variants) > 1:
+        options = ", ".join(v.removeprefix(f"{BASE_PLANS_NAME}__") for v in variants)
+        raise ConfigError(
+            f"no plans '{plans_name}' for {dataset_folder.name}, but plans for several networks ({options})",
+            hint=f"choose one with `segforge train --task {task} --network NAME` (or --plans NAME)",
+        )
+    flag = f" --network {network}" if network else ""
+    other = f" (or re-derive them from existing plans: --plans {variants[0]})" if variants else ""
+    raise ConfigError(
+        f"no plans '{plans_name}' for {dataset_folder.name}: {path} does not exist",
+        hint=f"run `segforge plan-and-preprocess --task {task}{flag}`{other}",
+    )
+
+
 def _plans_for_network(
     dataset_folder: Path, plans_name: str, network: str | None, task: str, registries: Any
 ) -> tuple[Plans, str, list[str]]:
     """The plans to train with: ``plans_name``'s, or a variant re-derived for ``network`` (saved once)."""
     from segforge.planning import BASE_PLANS_NAME, load_plans, rederive_plans, save_plans
 
-    path = dataset_folder / f"{plans_name}.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"no plans '{plans_name}' for {dataset_folder.name}: {path} does not exist",
-            hint=f"run `segforge plan-and-preprocess --task {task}`",
-        )
+    path, notes = _existing_plans_path(dataset_folder, plans_name, network, task)
     plans = load_plans(path)
+    plans_name = path.stem
     planned = {c.network.name for c in plans.configurations.values()}
     if network is None or planned == {network}:
-        return plans, plans_name, []
+        return plans, plans_name, notes
     registries.network.get(network)  # unknown network: did-you-mean before any work
     variant = f"{BASE_PLANS_NAME}__{network}" if plans_name == BASE_PLANS_NAME else f"{plans_name}__{network}"
     variant_path = dataset_folder / f"{variant}.json"
@@ -112,6 +155,14 @@ def _plans_for_network(
     return derived, variant, [f"re-derived plans {variant} for network {network} from {plans_name} ({variant_path})"]
 
 
+def _preprocess_hint(task: str, plans_name: str, conf: ConfigurationPlan) -> str:
+    """The exact command that makes the missing data (a plans variant's data folder may not exist yet)."""
+    from segforge.planning import BASE_PLANS_NAME
+
+    plans_flag = "" if plans_name == BASE_PLANS_NAME else f" --plans {plans_name}"
+    return f"run `segforge preprocess --task {task}{plans_flag} --configs {conf.name}`"
+
+
 def _preprocessed_cases(plans: Plans, conf: ConfigurationPlan, dataset_folder: Path, task: str) -> tuple[Path, list]:
     from segforge.data.case_store import list_complete_cases
     from segforge.preprocessing.preprocessor import preprocessing_digest
@@ -121,7 +172,7 @@ def _preprocessed_cases(plans: Plans, conf: ConfigurationPlan, dataset_folder: P
     if not cases:
         raise ConfigError(
             f"no preprocessed cases for configuration {conf.name} in {folder}",
-            hint=f"run `segforge preprocess --task {task} --configs {conf.name}`",
+            hint=_preprocess_hint(task, plans.plans_name, conf),
         )
     return folder, cases
 

@@ -28,8 +28,10 @@ import numpy as np
 from segforge._version import __version__
 from segforge.losses.components import LossContext, build_loss
 from segforge.training import checkpoint as ckpt
+from segforge.training import distributed
 from segforge.training.clock import Clock
 from segforge.training.device import configure_determinism, resolve_precision, set_threads
+from segforge.training.label_targets import default_loss_for
 from segforge.training.params import TrainerParams
 from segforge.training.pseudo_dice import PseudoDice
 from segforge.training.schedule import PolySchedule
@@ -71,12 +73,13 @@ class DefaultTrainer:
         self.device = device
         self.budget = budget
         self.clock = clock or (budget.clock if budget is not None else Clock())
-        self.loss_name = context.request.loss or params.loss or self.default_loss
+        self.loss_name = context.request.loss or params.loss or default_loss_for(context, self.default_loss)
         self.loss_params = {**params.loss_params, **(loss_params or {})}
         self.precision = resolve_precision(params.precision, device, context.request.fp32)
         self.state = TrainingState()
         self.total_iterations = params.epochs * params.iterations_per_epoch
         self.final_pseudo_dice: list[float] | None = None
+        self.dist = distributed.current()  # this process's rank under torchrun (world size 1 otherwise)
 
     # -- derived settings ----------------------------------------------------------------
     @property
@@ -108,7 +111,7 @@ class DefaultTrainer:
         set_threads(self.params.threads)
         seed_everything(self.params.seed)
         self.network = self.build_network().to(self.device)
-        self.model = self.maybe_compile(self.network)
+        self.model = self.dist.wrap(self.maybe_compile(self.network), self.device)
         self.loss = self.build_loss()
         self.optimizer = self.configure_optimizer()
         self.grad_scaler = torch.amp.GradScaler("cuda") if self.precision.use_grad_scaler else None
@@ -150,7 +153,10 @@ class DefaultTrainer:
     def build_loss(self) -> nn.Module:
         """The selected loss, wrapped in nnU-Net's deep-supervision weighting when the network has DS."""
         scales = self.deep_supervision_scales or [[1] * len(self.patch_size)]
-        context = LossContext(self.context.num_classes, self.context.configuration.batch_dice, scales)
+        scheme = self.context.label_scheme
+        context = LossContext(
+            self.context.num_classes, self.context.configuration.batch_dice, scales, scheme.ignore_label, scheme.regions
+        )
         if self.loss_name == "deep_supervision" or len(scales) == 1:
             return build_loss(self.loss_name, self.loss_params, context)
         return build_loss("deep_supervision", {"loss": self.loss_name, "loss_params": self.loss_params}, context)
@@ -173,27 +179,30 @@ class DefaultTrainer:
         return PolySchedule(p.initial_lr, self.total_iterations, p.poly_exponent, step, p.warmup_iterations)
 
     def make_loaders(self) -> tuple[Any, Any]:
-        from segforge.data.dataset import PreprocessedDataset
         from segforge.data.loader import make_train_loader, make_val_loader
+        from segforge.training.cascade import open_training_dataset  # a cascade adds previous-stage channels
 
         p, conf, ctx = self.params, self.context.configuration, self.context
+        batch, oversample = distributed.split_batch(
+            self.batch_size, p.oversample_foreground_percent, self.dist.world_size, self.dist.rank
+        )  # this rank's share of the global batch (all of it in one process)
         common = {
             "patch_size": self.patch_size,
-            "batch_size": self.batch_size,
+            "batch_size": batch,
             "deep_supervision_scales": self.deep_supervision_scales,
-            "oversample_foreground_percent": p.oversample_foreground_percent,
-            "seed": p.seed,
+            "oversample_foreground_percent": oversample,
+            "seed": self.dist.rank_seed(p.seed),
             "epoch": self.state.epoch,
             "num_workers": self.num_workers,
         }
         train = make_train_loader(
-            PreprocessedDataset(ctx.data_folder, ctx.train_ids),
+            open_training_dataset(ctx, ctx.train_ids),
             augmentation=p.augmentation,
             use_mask_for_norm=conf.use_mask_for_norm,
             num_batches=p.iterations_per_epoch,
             **common,
         )
-        val = make_val_loader(PreprocessedDataset(ctx.data_folder, ctx.val_ids), num_batches=p.val_iterations, **common)
+        val = make_val_loader(open_training_dataset(ctx, ctx.val_ids), num_batches=p.val_iterations, **common)
         return train, val
 
     # -- per-iteration steps -----------------------------------------------------------------
@@ -212,12 +221,20 @@ class DefaultTrainer:
             return data, [t.to(self.device, non_blocking=non_blocking) for t in target]
         return data, target.to(self.device, non_blocking=non_blocking)
 
+    def forward(self, data: torch.Tensor, target: Any) -> Any:
+        """The model's output; the first one is checked against the targets (a broken plugin network is named)."""
+        from segforge.training.output_check import FirstForwardCheck
+
+        if getattr(self, "_output_check", None) is None:
+            self._output_check = FirstForwardCheck(self.context.network_entry, self.context.num_classes)
+        return self._output_check.forward(self.model, data, target)
+
     def train_step(self, batch: dict[str, Any]) -> float:
         """Forward, loss, backward, clip, step; returns the loss value."""
         data, target = self.to_device(batch)
         self.optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
-            output = self.model(data)
+            output = self.forward(data, target)
             loss = self.loss(output, target)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
@@ -241,15 +258,15 @@ class DefaultTrainer:
         """Loss and hard TP/FP/FN of the full-resolution output (nnU-Net's pseudo-Dice inputs)."""
         import torch
 
-        from segforge.losses.dice import hard_tp_fp_fn
+        from segforge.training.label_targets import validation_counts
 
         data, target = self.to_device(batch)
         with torch.no_grad(), self.precision.autocast():
-            output = self.model(data)
+            output = self.forward(data, target)
             loss = self.loss(output, target)
         top = output[0] if isinstance(output, (list, tuple)) else output
         top_target = target[0] if isinstance(target, list) else target
-        tp, fp, fn = hard_tp_fp_fn(top.float(), top_target)
+        tp, fp, fn = validation_counts(top.float(), top_target, self.context.label_scheme)
         return {"loss": float(loss), "tp": tp.numpy(), "fp": fp.numpy(), "fn": fn.numpy()}
 
     # -- per-epoch steps -------------------------------------------------------------------
@@ -274,14 +291,17 @@ class DefaultTrainer:
     def validate(self, epoch: int, iterations: int | None = None) -> dict[str, Any]:
         """Run ``iterations`` (default ``val_iterations``) validation batches; mean loss and pseudo-Dice."""
         self.network.eval()
-        dice = PseudoDice(self.context.num_classes - 1)
+        dice = PseudoDice(self.context.label_scheme.num_scored)
         losses = []
         for batch in self.val_batches(epoch, iterations or self.params.val_iterations):
             result = self.validation_step(batch)
             losses.append(result["loss"])
             dice.add(result["tp"], result["fp"], result["fn"])
         self.network.train()
-        return {"loss": float(np.mean(losses)), "dice": dice.per_class(), "mean_dice": dice.mean()}
+        if self.dist.active:  # every rank scores the union of all ranks' patches
+            dice.tp, dice.fp, dice.fn = (self.dist.sum_array(a) for a in (dice.tp, dice.fp, dice.fn))
+        loss = self.dist.mean(float(np.mean(losses)))
+        return {"loss": loss, "dice": dice.per_class(), "mean_dice": dice.mean()}
 
     def on_epoch_start(self, epoch: int) -> None:
         self.network.train()
@@ -294,6 +314,7 @@ class DefaultTrainer:
         from segforge.training.run_dir import PROGRESS_PNG
 
         state = self.state
+        train_loss = self.dist.mean(train_loss)
         smoothed = ema(state.ema, val["mean_dice"], self.params.ema_keep)
         lr = self.optimizer.param_groups[0]["lr"]
         state.log_epoch(
@@ -316,7 +337,7 @@ class DefaultTrainer:
             self.save_checkpoint(ckpt.BEST)
         if (epoch + 1) % self.params.checkpoint_every == 0 and not self.done():
             self.save_checkpoint(ckpt.LATEST)
-        if (epoch + 1) % self.params.plot_every == 0 or self.done():
+        if ((epoch + 1) % self.params.plot_every == 0 or self.done()) and self.dist.is_main:
             plot_progress(self.context.fold_folder / PROGRESS_PNG, state.logs, self.log.warning)
 
     def done(self) -> bool:
@@ -356,9 +377,12 @@ class DefaultTrainer:
         return list(range(len(self.patch_size))) if aug.mirror_axes is None else list(aug.mirror_axes)
 
     def save_checkpoint(self, name: str) -> None:
-        started = time.perf_counter()
-        ckpt.save_checkpoint(self.context.fold_folder / name, self.checkpoint_payload())
-        self.log.line(f"saved {name} ({time.perf_counter() - started:.1f} s)")
+        """Rank 0 writes; under torchrun the others wait, so none exits before the file is complete."""
+        if self.dist.is_main:
+            started = time.perf_counter()
+            ckpt.save_checkpoint(self.context.fold_folder / name, self.checkpoint_payload())
+            self.log.line(f"saved {name} ({time.perf_counter() - started:.1f} s)")
+        self.dist.barrier()
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, optimizer, scaler, schedule, counters, logs, RNG states."""
@@ -388,6 +412,8 @@ class DefaultTrainer:
         from segforge.training.manifest import build_manifest
         from segforge.training.run_dir import write_manifest
 
+        if not self.dist.is_main:
+            return
         write_manifest(self.context.fold_folder, build_manifest(self, status))
 
     def fit(self, stop_after_epochs: int | None = None) -> Any:

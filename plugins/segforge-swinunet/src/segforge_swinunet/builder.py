@@ -97,6 +97,19 @@ class SwinUNetBuilder(NetworkBuilder):
         steps = divisors(params)
         return NetworkConstraints(divisors=steps, min_edge=steps, deep_supervision=True)
 
+    def describe(self, params: NetworkParams | dict[str, Any]) -> str:
+        """One table cell for ``segforge plan``: stages with depths and heads, window, patch embedding, width."""
+        params = self.parse_params(params)
+
+        def axes(values: Sequence[int]) -> str:
+            return "x".join(map(str, values))
+
+        return (
+            f"{len(params.depths)} stages: depths {'-'.join(map(str, params.depths))}, "
+            f"heads {'-'.join(map(str, params.num_heads))}, window {axes(params.window_size)}, "
+            f"patch {axes(params.patch_size)}, embed {params.embed_dim}"
+        )
+
     def propose(self, request: TopologyRequest) -> SwinUNetParams:
         """Params for the request's patch and spacing (the rule is in this module's docstring)."""
         patch, spacing = tuple(request.patch_size), tuple(request.spacing)
