@@ -113,3 +113,15 @@ def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(SegforgeError, match="not a readable segforge checkpoint"):
         load_model(path)
+
+
+def test_folds_trained_on_different_plans_are_refused_with_the_likely_cause(tmp_path):
+    run = tmp_path / "results" / "Task099_Test" / "3d_fullres" / RUN
+    write_checkpoint(run / "fold_0", make_plans((1.0, 1.0, 1.0)), seed=0)
+    write_checkpoint(run / "fold_1", make_plans((2.0, 1.0, 1.0)), seed=1)  # re-planned in between
+    with pytest.raises(ConfigError, match="fold_1/checkpoint_final.pt was trained with other plans than") as info:
+        load_ensemble(run, None, "final")
+    assert "--overwrite-plans" in info.value.message
+    assert "retrain the older fold(s)" in info.value.hint
+    nets, _ = load_ensemble(run, ["1"], "final")  # one fold alone is fine
+    assert len(nets) == 1

@@ -94,3 +94,13 @@ def test_unpreprocessed_variant_data_gives_the_exact_command(task_env):
     _run_cli(*shlex.split(command)[1:], "-np", "1")
     ctx = resolve_run(make_request(network="residual_unet"))
     assert ctx.data_folder.name == f"{VARIANT}_3d_fullres" and len(ctx.train_ids) == 4
+
+
+def test_a_misspelt_network_is_named_before_plans_are_looked_up_by_it(task_env):
+    """With only a variant on disk, a typo must not turn into "no plans 'segforgePlans'" repeating the typo."""
+    from segforge.errors import ComponentNotFoundError
+
+    _only_the_variant(task_env)
+    with pytest.raises(ComponentNotFoundError, match="unknown network 'residual_unt'") as info:
+        resolve_run(make_request(network="residual_unt"))
+    assert "did you mean 'residual_unet'?" in info.value.hint

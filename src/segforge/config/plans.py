@@ -162,5 +162,15 @@ class Plans(_Strict):
             raise ConfigError(
                 f"plans '{self.plans_name}' have no configuration '{name}' "
                 f"(available: {', '.join(self.configurations) or 'none'})",
-                hint="re-run `segforge plan-and-preprocess` with --configs including it",
+                hint=self._missing_configuration_hint(name),
             ) from None
+
+    def _missing_configuration_hint(self, name: str) -> str:
+        """Re-planning helps only if the network can do it: a 3D-only network never gets a 2d plan."""
+        networks = sorted({c.network.name for c in self.configurations.values()})
+        dims = "2D" if name == "2d" else "3D"
+        return (
+            f"re-run `segforge plan-and-preprocess` with --configs including {name}; if it stays missing, "
+            f"{' / '.join(networks) or 'the network'} has no {dims} version or the data does not need it "
+            f"(the planner's reason is logged) - train one of: {', '.join(self.configurations) or 'none'}"
+        )

@@ -235,6 +235,10 @@ def load_ensemble(
     first = models[0]
     for other in models[1:]:
         if other.plans.model_dump() != first.plans.model_dump() or other.configuration.name != first.configuration.name:
-            raise ConfigError(f"{other.path} was trained with other plans than {first.path}",
-                              hint="ensemble only folds of the same run (or pass --folds)")  # fmt: skip
+            raise ConfigError(
+                f"{other.path} was trained with other plans than {first.path} (were the plans re-made with "
+                "--overwrite-plans between the two trainings?)",
+                hint="retrain the older fold(s) with the current plans, or pass --folds with folds trained on the "
+                "same plans",
+            )
     return [build_network(m, registries) for m in models], first

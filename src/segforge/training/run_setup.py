@@ -136,13 +136,14 @@ def _plans_for_network(
     """The plans to train with: ``plans_name``'s, or a variant re-derived for ``network`` (saved once)."""
     from segforge.planning import BASE_PLANS_NAME, load_plans, rederive_plans, save_plans
 
+    if network is not None:
+        registries.network.get(network)  # a misspelt name: did-you-mean before plans are looked up by it
     path, notes = _existing_plans_path(dataset_folder, plans_name, network, task)
     plans = load_plans(path)
     plans_name = path.stem
     planned = {c.network.name for c in plans.configurations.values()}
     if network is None or planned == {network}:
         return plans, plans_name, notes
-    registries.network.get(network)  # unknown network: did-you-mean before any work
     variant = f"{BASE_PLANS_NAME}__{network}" if plans_name == BASE_PLANS_NAME else f"{plans_name}__{network}"
     variant_path = dataset_folder / f"{variant}.json"
     if variant_path.is_file():
