@@ -3,6 +3,7 @@ SegforgeError (never another exception), and whatever loads survives a save/load
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import tempfile
@@ -51,15 +52,17 @@ RANDOM_DATASET = st.fixed_dictionaries(
 )
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*prefix, i))
-    return out
+def _paths(node: Any) -> list[tuple]:
+    """Every key/index path in a JSON tree (iteratively, in a stable order)."""
+    out: list[tuple] = []
+    todo: list[tuple[tuple, Any]] = [((), node)]
+    while todo:
+        prefix, value = todo.pop()
+        if prefix:
+            out.append(prefix)
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        todo.extend(((*prefix, k), v) for k, v in items)
+    return sorted(out, key=repr)  # a stable order, so hypothesis can shrink and replay examples
 
 
 @st.composite
@@ -93,7 +96,9 @@ def _edit(draw: st.DrawFn, data: dict, edits: int) -> dict:
         if draw(st.booleans()) and isinstance(parent, dict):
             parent.pop(path[-1], None)
         else:
-            parent[path[-1]] = draw(EDIT_VALUES)
+            # a copy: sampled_from hands out the same list object every time, and editing it in place
+            # made later examples cyclic (RecursionError) and generation flaky
+            parent[path[-1]] = copy.deepcopy(draw(EDIT_VALUES))
     return data
 
 
