@@ -1,8 +1,9 @@
 """Data-parallel training under torchrun (gloo, CPU): batch split, agreement, failure, resume.
 
 The torchrun tests start real worker processes (``python -m torch.distributed.run --standalone
---nproc_per_node 2 -m segforge train ...``) on the tiny synthetic task; the hippocampus variant
-and the resumed-equals-uninterrupted comparison are marked slow.
+--nproc_per_node 2 -m segforge train ...``) on the tiny synthetic task and on 10 real hippocampus
+cases (skipped without the data); the resumed-equals-uninterrupted comparison and the gradient
+equality check are marked slow.
 """
 
 from __future__ import annotations
@@ -182,7 +183,6 @@ def _link_hippocampus(msd: Path, raw: Path, n_cases: int) -> None:
     (task / "dataset.json").write_text(json.dumps(info))
 
 
-@pytest.mark.slow
 def test_torchrun_trains_hippocampus_on_two_ranks_and_continues(hippocampus_msd: Path, tmp_path: Path) -> None:
     env = {
         **os.environ,
