@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _rss import run_measured
 
 CT_PATCH = (96, 160, 128)
 CT_KERNELS = [[1, 3, 3]] + [[3, 3, 3]] * 5
@@ -111,42 +111,16 @@ def ct_normalized(hu: np.ndarray) -> np.ndarray:
 
 
 # -- measuring ------------------------------------------------------------------------------------
-def tree_rss(proc) -> int:  # noqa: ANN001 - psutil.Process
-    import psutil
-
-    total = 0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def measure(cmd: list[str], env: dict[str, str], log: Path) -> dict:
     """Run ``cmd``: wall seconds, peak RSS summed over its process tree, exit code, last JSON line of stdout."""
-    import psutil
-
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        proc = psutil.Process(popen.pid)
-        peak = 0
-        while popen.poll() is None:
-            peak = max(peak, tree_rss(proc))
-            time.sleep(POLL_S)
-        wall = time.perf_counter() - start
-    result = {"wall_s": wall, "peak_rss_gb": peak / 1e9, "returncode": popen.returncode}
+    wall, peak, returncode = run_measured(cmd, env, log, POLL_S)
+    result = {"wall_s": wall, "peak_rss_gb": peak / 1e9, "returncode": returncode}
     for line in reversed(log.read_text(errors="replace").splitlines()):
         if line.startswith("{"):
             result.update(json.loads(line))
             break
-    if popen.returncode != 0:
-        print(f"  FAILED ({popen.returncode}); log: {log}\n" + log.read_text(errors="replace")[-3000:], flush=True)
+    if returncode != 0:
+        print(f"  FAILED ({returncode}); log: {log}\n" + log.read_text(errors="replace")[-3000:], flush=True)
     return result
 
 

@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _rss import run_measured
 
 DEFAULT_MSD = Path(os.environ.get("SEGFORGE_TEST_DATA", "/work/shared/data")) / "Task04_Hippocampus"
 CT_LIKE_ID = 900
@@ -128,36 +127,9 @@ class Measurement:
     returncode: int
 
 
-def _tree_rss(proc) -> int:  # noqa: ANN001 - psutil.Process
-    import psutil
-
-    total = 0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def measure(name: str, cmd: list[str], env: dict[str, str], log: Path) -> Measurement:
     """Run ``cmd``; wall time and the peak RSS summed over its process tree."""
-    import psutil
-
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        proc = psutil.Process(popen.pid)
-        peak = 0
-        while popen.poll() is None:
-            peak = max(peak, _tree_rss(proc))
-            time.sleep(POLL_S)
-        wall = time.perf_counter() - start
-    return Measurement(name, wall, peak, popen.returncode)
+    return Measurement(name, *run_measured(cmd, env, log, POLL_S))
 
 
 def nnunet_command(dataset_id: int, num_processes: int) -> list[str]:

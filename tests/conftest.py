@@ -40,3 +40,23 @@ def _isolated_segforge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     plugins.reset_manager()
     yield
     plugins.reset_manager()
+
+
+@pytest.fixture
+def run_main(capsys: pytest.CaptureFixture[str]):
+    """``run_main(["verify", ...])`` -> ``(exit code, stdout, stderr)`` of ``segforge`` run in-process.
+
+    Shared by the command tests of several folders, so each does not rewrite the SystemExit handling.
+    """
+    from segforge.cli.app import main
+
+    def run(args: list[str]) -> tuple[int, str, str]:
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from segforge._version import __version__
 from segforge.errors import DuplicateComponentError, PluginError
 from segforge.plugins import BUILTIN_PLUGINS, SegforgeManager
 from segforge.registry import Origin
+from segforge.testing.fake_plugins import FakePlugins
 
 NETWORK_PLUGIN = '''
 from pydantic import BaseModel
@@ -64,52 +64,24 @@ def network_plugin(name: str = "tinynet") -> str:
     return NETWORK_PLUGIN.replace('"NAME"', repr(name))
 
 
-class FakeDist(importlib.metadata.Distribution):
-    """A distribution that exists only in memory: METADATA and entry_points.txt."""
-
-    def __init__(self, name: str, version: str, entry_points: dict[str, str]) -> None:
-        eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
-        self._files = {
-            "METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-            "entry_points.txt": f"[segforge]\n{eps}",
-        }
-
-    def read_text(self, filename: str) -> str | None:
-        return self._files.get(filename)
-
-    def locate_file(self, path: str) -> Path:  # pragma: no cover - not used
-        return Path(path)
+@pytest.fixture
+def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The fake plugin modules and distributions of one test (see segforge.testing.fake_plugins)."""
+    with FakePlugins(tmp_path, monkeypatch) as fakes:
+        yield fakes
 
 
 @pytest.fixture
-def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def write_module(fakes: FakePlugins):
     """Write plugin source into an importable module with a unique name; returns the name."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    written: list[str] = []
-
-    def write(code: str) -> str:
-        module = f"fake_segforge_plugin_{uuid.uuid4().hex[:10]}"
-        (tmp_path / f"{module}.py").write_text(textwrap.dedent(code))
-        written.append(module)
-        return module
-
-    yield write
-    for module in written:
-        sys.modules.pop(module, None)
+    return fakes.write_module
 
 
 @pytest.fixture
-def fake_dists(monkeypatch: pytest.MonkeyPatch, write_module):
+def fake_dists(fakes: FakePlugins):
     """``add(dist, code, plugin=..., version=...)`` installs a fake distribution with one plugin."""
-    dists: list[FakeDist] = []
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: iter(list(dists)))
-
-    def add(dist: str, code: str, *, plugin: str | None = None, version: str = "1.0") -> str:
-        module = write_module(code)
-        dists.append(FakeDist(dist, version, {plugin or dist.removeprefix("segforge-"): module}))
-        return module
-
-    return add
+    fakes.hide_installed()
+    return fakes.install
 
 
 def manager(**kwargs) -> SegforgeManager:

@@ -8,9 +8,6 @@ using any of them is known to work.
 
 from __future__ import annotations
 
-import sys
-import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ import pytest
 from segforge.errors import PluginError
 from segforge.plugins import SegforgeManager
 from segforge.registry import KINDS, Origin
+from segforge.testing.fake_plugins import FakePlugins
 
 PLUGIN_TEMPLATE = '''
 from pydantic import BaseModel
@@ -58,18 +56,8 @@ REGISTRARS = {
 @pytest.fixture
 def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Write plugin source into an importable module with a unique name; returns the name."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    written: list[str] = []
-
-    def write(code: str) -> str:
-        module = f"fake_registrar_plugin_{uuid.uuid4().hex[:10]}"
-        (tmp_path / f"{module}.py").write_text(textwrap.dedent(code))
-        written.append(module)
-        return module
-
-    yield write
-    for module in written:
-        sys.modules.pop(module, None)
+    with FakePlugins(tmp_path, monkeypatch, prefix="fake_registrar_plugin_") as fakes:
+        yield fakes.write_module
 
 
 def plugin_source(kind: str) -> str:

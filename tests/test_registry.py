@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from segforge.errors import ComponentNotFoundError, DuplicateComponentError, PluginError
-from segforge.registry import KINDS, Entry, Origin, RegistrarView, Registries, validate_component
+from segforge.errors import ComponentNotFoundError, ConfigError, DuplicateComponentError, PluginError
+from segforge.registry import (
+    KINDS,
+    Entry,
+    Origin,
+    RegistrarView,
+    Registries,
+    parse_component_params,
+    validate_component,
+)
 
 TINY = Origin("tiny", "segforge-tiny", "1.2.3")
 OTHER = Origin("other", "segforge-other", "0.9")
@@ -194,3 +202,17 @@ def test_unknown_kind_for_a_registry_is_a_programming_error():
 
     with pytest.raises(ValueError, match="unknown component kind 'widget'"):
         ComponentRegistry("widget")
+
+
+class _WidthParams(BaseModel):
+    width: int = 8
+
+
+def test_parse_component_params_validates_or_names_component_and_field():
+    assert parse_component_params("network", "tinynet", _WidthParams, {"width": 4}) == _WidthParams(width=4)
+    with pytest.raises(ConfigError) as excinfo:
+        parse_component_params("network", "tinynet", _WidthParams, {"width": "wide"})
+    assert excinfo.value.message == (
+        "network 'tinynet' params: width: Input should be a valid integer, unable to parse string as an integer"
+    )
+    assert excinfo.value.hint == "`segforge components show network tinynet` lists the valid params"

@@ -15,9 +15,9 @@ import inspect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from segforge.errors import ComponentNotFoundError, DuplicateComponentError, PluginError
+from segforge.errors import ComponentNotFoundError, ConfigError, DuplicateComponentError, PluginError
 
 #: Component kinds, their registrar hook and the attributes each component must have.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -33,6 +33,10 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "callback": ("segforge_register_callbacks", ("name", "version", "Params")),
 }
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 
@@ -152,6 +156,25 @@ def validate_component(kind: str, component: Any, name: str, origin: Origin) -> 
             f"{origin.describe()} registered a {kind} with invalid name {name!r}",
             hint="component names are lower case letters, digits, '_', '-' or '.', starting with a letter",
         )
+
+
+def parse_component_params(kind: str, name: str, model: type[M], params: Any) -> M:
+    """Validate ``params`` (a dict from JSON) into a component's ``model``: one-line ConfigError otherwise.
+
+    Every component with Params reports a bad value the same way, naming the component and
+    the field, and points at ``segforge components show`` for the valid params.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise ConfigError(
+            f"{kind} '{name}' params: {loc}: {err['msg']}",
+            hint=f"`segforge components show {kind} {name}` lists the valid params",
+        ) from None
 
 
 @dataclass

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import sys
-import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
-from segforge_cli_fakes import FakeDist, Run
+from segforge_cli_fakes import Run
 
 from segforge.cli.app import main
+from segforge.testing.fake_plugins import FakePlugins
 
 
 @pytest.fixture(autouse=True)
@@ -28,21 +25,9 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     Only fake distributions are visible, so plugins installed in the test environment cannot
     change what the commands print.
     """
-    dists: list[FakeDist] = []
-    modules: list[str] = []
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: iter(list(dists)))
-
-    def add(dist: str, code: str, *, plugin: str | None = None, version: str = "1.0") -> str:
-        module = f"fake_segforge_cli_plugin_{uuid.uuid4().hex[:10]}"
-        (tmp_path / f"{module}.py").write_text(textwrap.dedent(code))
-        modules.append(module)
-        dists.append(FakeDist(dist, version, {plugin or dist.removeprefix("segforge-"): module}))
-        return module
-
-    yield add
-    for module in modules:
-        sys.modules.pop(module, None)
+    with FakePlugins(tmp_path, monkeypatch, prefix="fake_segforge_cli_plugin_") as fakes:
+        fakes.hide_installed()
+        yield fakes.install
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Fakes shared by the CLI tests: plugin sources and in-memory distributions.
+"""Fakes shared by the CLI tests: plugin sources, run results and table parsing.
+
+In-memory distributions come from :mod:`segforge.testing.fake_plugins`.
 
 A plain module (not conftest.py) so test files can import its names; pytest puts this
 folder on sys.path because it is not a package.
@@ -6,10 +8,8 @@ folder on sys.path because it is not a package.
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 TINY_PLUGIN = '''
 from pydantic import BaseModel, Field
@@ -78,23 +78,6 @@ class Run:
     exit_code: int
     stdout: str
     stderr: str
-
-
-class FakeDist(importlib.metadata.Distribution):
-    """A distribution that exists only in memory: METADATA and entry_points.txt."""
-
-    def __init__(self, name: str, version: str, entry_points: dict[str, str]) -> None:
-        eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
-        self._files = {
-            "METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-            "entry_points.txt": f"[segforge]\n{eps}",
-        }
-
-    def read_text(self, filename: str) -> str | None:
-        return self._files.get(filename)
-
-    def locate_file(self, path: str) -> Path:  # pragma: no cover - not used
-        return Path(path)
 
 
 def cells(line: str) -> list[str]:

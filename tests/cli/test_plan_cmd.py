@@ -13,18 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segforge.cli.app import main
 from segforge.testing.synthetic import make_task
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +38,9 @@ def task(folders: tuple[Path, Path]) -> Path:
     return make_task(raw / "Task007_Ellipses", n_cases=4, shape=(12, 16, 14), spacing=(2.0, 1.0, 1.5))
 
 
-def test_plan_and_preprocess_end_to_end_then_rerun_resumes(task: Path, folders, capsys):
+def test_plan_and_preprocess_end_to_end_then_rerun_resumes(task: Path, folders, run_main):
     _, pre = folders
-    code, out, err = _run(["plan-and-preprocess", "--task", "7", "-np", "1", "--verify-dataset-integrity"], capsys)
+    code, out, err = run_main(["plan-and-preprocess", "--task", "7", "-np", "1", "--verify-dataset-integrity"])
     assert code == 0, err
     out_dir = pre / "Task007_Ellipses"
     plans = json.loads((out_dir / "segforgePlans.json").read_text())
@@ -67,48 +56,48 @@ def test_plan_and_preprocess_end_to_end_then_rerun_resumes(task: Path, folders, 
     assert data.shape[0] == 1 and data.dtype == np.float32
     before = {p: p.stat().st_mtime_ns for p in out_dir.rglob("*") if p.is_file()}
 
-    code, out, err = _run(["plan-and-preprocess", "--task", "7", "-np", "1"], capsys)
+    code, out, err = run_main(["plan-and-preprocess", "--task", "7", "-np", "1"])
     assert code == 0, err
     assert "reused fingerprint" in err and "kept identical plans" in err
     assert "0 case(s) done, 8 already complete" in err
     assert {p: p.stat().st_mtime_ns for p in out_dir.rglob("*") if p.is_file()} == before
 
 
-def test_fingerprint_command_prints_a_summary(task: Path, folders, capsys):
+def test_fingerprint_command_prints_a_summary(task: Path, folders, run_main):
     _, pre = folders
-    code, out, err = _run(["fingerprint", "--task", "Task007_Ellipses", "-np", "1"], capsys)
+    code, out, err = run_main(["fingerprint", "--task", "Task007_Ellipses", "-np", "1"])
     assert code == 0, err
     assert (pre / "Task007_Ellipses" / "fingerprint.json").is_file()
     assert "fingerprint of Task007_Ellipses" in out
     assert "median spacing" in out and "2 x 1 x 1.5" in out
-    code, _, err = _run(["fingerprint", "--task", "7", "-np", "1"], capsys)
+    code, _, err = run_main(["fingerprint", "--task", "7", "-np", "1"])
     assert code == 0 and "reused fingerprint" in err
-    code, _, err = _run(["fingerprint", "--task", "7", "-np", "1", "--clean"], capsys)
+    code, _, err = run_main(["fingerprint", "--task", "7", "-np", "1", "--clean"])
     assert code == 0 and "wrote fingerprint" in err
 
 
-def test_changed_settings_need_overwrite_plans(task: Path, folders, capsys):
-    assert _run(["plan", "--task", "7", "-np", "1"], capsys)[0] == 0
-    code, out, err = _run(["plan", "--task", "7", "--gpu-memory-gb", "4"], capsys)
+def test_changed_settings_need_overwrite_plans(task: Path, folders, run_main):
+    assert run_main(["plan", "--task", "7", "-np", "1"])[0] == 0
+    code, out, err = run_main(["plan", "--task", "7", "--gpu-memory-gb", "4"])
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert lines[-2].startswith("error: ") and "segforgePlans.json exists and differs from the new plans" in lines[-2]
     assert "(at planner_params.gpu_memory_gb)" in lines[-2]
     assert lines[-1].startswith("hint: pass --overwrite-plans")
-    code, _, err = _run(["plan", "--task", "7", "--gpu-memory-gb", "4", "--overwrite-plans"], capsys)
+    code, _, err = run_main(["plan", "--task", "7", "--gpu-memory-gb", "4", "--overwrite-plans"])
     assert code == 0 and "wrote plans" in err
 
 
-def test_plan_for_another_network_and_selected_configs(task: Path, folders, capsys):
+def test_plan_for_another_network_and_selected_configs(task: Path, folders, run_main):
     _, pre = folders
-    code, out, err = _run(["plan", "--task", "7", "--network", "residual_unet", "--configs", "3d_fullres"], capsys)
+    code, out, err = run_main(["plan", "--task", "7", "--network", "residual_unet", "--configs", "3d_fullres"])
     assert code == 0, err
     plans = json.loads((pre / "Task007_Ellipses" / "segforgePlans__residual_unet.json").read_text())
     assert list(plans["configurations"]) == ["3d_fullres"]
     assert plans["configurations"]["3d_fullres"]["network"]["name"] == "residual_unet"
     assert "residual_unet" in out
     # nnU-Net style: several names after one --configs
-    code, out, err = _run(["plan", "--task", "7", "--configs", "2d", "3d_fullres", "--overwrite-plans"], capsys)
+    code, out, err = run_main(["plan", "--task", "7", "--configs", "2d", "3d_fullres", "--overwrite-plans"])
     assert code == 0, err
     assert list(json.loads((pre / "Task007_Ellipses" / "segforgePlans.json").read_text())["configurations"]) == [
         "2d",
@@ -127,16 +116,16 @@ def test_plan_for_another_network_and_selected_configs(task: Path, folders, caps
         (["plan", "--task", "7", "stray"], "error: unexpected argument 'stray'"),
     ],
 )
-def test_usage_errors_are_one_line(task: Path, folders, capsys, args, message):
-    code, out, err = _run(args, capsys)
+def test_usage_errors_are_one_line(task: Path, folders, run_main, args, message):
+    code, out, err = run_main(args)
     assert code == 2 and out == ""
     assert err.startswith(message) or f"\n{message}" in err
     assert all(line.startswith(("error: ", "hint: ")) for line in err.strip().splitlines()[-2:])
 
 
-def test_no_pp_only_plans(task: Path, folders, capsys):
+def test_no_pp_only_plans(task: Path, folders, run_main):
     _, pre = folders
-    code, _, err = _run(["plan-and-preprocess", "--task", "7", "-np", "1", "--no-pp"], capsys)
+    code, _, err = run_main(["plan-and-preprocess", "--task", "7", "-np", "1", "--no-pp"])
     assert code == 0, err
     assert sorted(p.name for p in (pre / "Task007_Ellipses").iterdir()) == ["fingerprint.json", "segforgePlans.json"]
 
@@ -161,10 +150,10 @@ def link_hippocampus(msd: Path, raw_root: Path, n_cases: int) -> Path:
     return task
 
 
-def test_real_hippocampus_cases_end_to_end(hippocampus_msd: Path, folders, capsys):
+def test_real_hippocampus_cases_end_to_end(hippocampus_msd: Path, folders, run_main):
     raw, pre = folders
     link_hippocampus(hippocampus_msd, raw, 12)
-    code, out, err = _run(["plan-and-preprocess", "--task", "4", "-np", "2"], capsys)
+    code, out, err = run_main(["plan-and-preprocess", "--task", "4", "-np", "2"])
     assert code == 0, err
     plans = json.loads((pre / "Task004_Hippocampus" / "segforgePlans.json").read_text())
     fp = json.loads((pre / "Task004_Hippocampus" / "fingerprint.json").read_text())
@@ -211,14 +200,14 @@ def test_sigkill_midway_then_rerun_gives_the_uninterrupted_result(hippocampus_ms
     assert _snapshot(killed) == _snapshot(reference)
 
 
-def test_plans_from_another_segforge_version_with_the_same_decisions_are_kept(task: Path, folders, capsys):
+def test_plans_from_another_segforge_version_with_the_same_decisions_are_kept(task: Path, folders, run_main):
     _, pre = folders
-    assert _run(["plan", "--task", "7", "-np", "1"], capsys)[0] == 0
+    assert run_main(["plan", "--task", "7", "-np", "1"])[0] == 0
     path = pre / "Task007_Ellipses" / "segforgePlans.json"
     data = json.loads(path.read_text())
     data["segforge_version"] = "0.0.1"
     path.write_text(json.dumps(data))
-    code, _, err = _run(["plan", "--task", "7"], capsys)
+    code, _, err = run_main(["plan", "--task", "7"])
     assert code == 0 and "kept identical plans" in err
     assert json.loads(path.read_text())["segforge_version"] == "0.0.1"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from segforge.config.plans import ConfigurationPlan, IntensityStats, NetworkSpec, Plans, ResamplingSpec
+from segforge.testing.plans import plans_for
 
 STATS = IntensityStats(mean=50.0, median=50.0, std=20.0, min=0.0, max=200.0, percentile_00_5=1.0, percentile_99_5=150.0)
 TINY_UNET = {
@@ -33,7 +34,6 @@ def make_plans(
     network_params: dict | None = None,
     dataset: str = "Task099_Test",
 ) -> Plans:
-    back = [list(transpose).index(i) for i in range(len(transpose))]
     conf = ConfigurationPlan(
         name=name,
         data_identifier=f"segforgePlans_{name}",
@@ -46,20 +46,8 @@ def make_plans(
         resampling=ResamplingSpec(),
         network=NetworkSpec(name="generic_unet", version="1.0", params=network_params or TINY_UNET),
     )
-    return Plans(
-        dataset_name=dataset,
-        plans_name="segforgePlans",
-        planner="test",
-        planner_version="1",
-        segforge_version="0",
-        fingerprint_digest="none",
-        transpose_forward=list(transpose),
-        transpose_backward=back,
-        original_median_spacing_after_transp=[1.0, 1.0, 1.0],
-        original_median_shape_after_transp=[16.0, 16.0, 16.0],
-        labels=labels or {"background": 0, "inner": 1, "core": 2},
-        foreground_intensity_properties_per_channel={"0": STATS},
-        configurations={name: conf},
+    return plans_for(
+        conf, stats=STATS, transpose=transpose, labels=labels, dataset=dataset, median_shape=(16.0, 16.0, 16.0)
     )
 
 

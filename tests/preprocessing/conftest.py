@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from segforge.config.plans import ConfigurationPlan, IntensityStats, NetworkSpec, Plans, ResamplingSpec
+from segforge.testing.plans import plans_for
 
 CT_STATS = IntensityStats(
     mean=100.0, median=90.0, std=50.0, min=-1000.0, max=3000.0, percentile_00_5=-200.0, percentile_99_5=400.0
@@ -45,21 +46,8 @@ def plans(
     channels: int = 1,
     dataset: str = "Task099_Test",
 ) -> Plans:
-    back = [list(transpose).index(i) for i in range(len(transpose))]
-    return Plans(
-        dataset_name=dataset,
-        plans_name="segforgePlans",
-        planner="test",
-        planner_version="1",
-        segforge_version="0",
-        fingerprint_digest="none",
-        transpose_forward=list(transpose),
-        transpose_backward=back,
-        original_median_spacing_after_transp=[1.0, 1.0, 1.0],
-        original_median_shape_after_transp=[32.0, 32.0, 32.0],
-        labels=labels or {"background": 0, "inner": 1, "core": 2},
-        foreground_intensity_properties_per_channel={str(c): stats for c in range(channels)},
-        configurations={c.name: c for c in configurations},
+    return plans_for(
+        *configurations, stats=stats, transpose=transpose, labels=labels, channels=channels, dataset=dataset
     )
 
 

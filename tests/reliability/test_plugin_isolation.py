@@ -7,11 +7,7 @@ or its network returns wrong outputs. Fake distributions (nothing is installed) 
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import sys
-import textwrap
-import uuid
 from pathlib import Path
 from unittest import mock
 
@@ -19,6 +15,7 @@ import pytest
 
 from segforge import plugins
 from segforge.errors import PluginError
+from segforge.testing.fake_plugins import FakePlugins
 
 DATASET = "Task016_Plugins"
 
@@ -119,43 +116,19 @@ BROKEN = {
 }  # fmt: skip
 
 
-class FakeDist(importlib.metadata.Distribution):
-    """A distribution that exists only in memory: METADATA and entry_points.txt."""
-
-    def __init__(self, name: str, version: str, entry_points: dict[str, str]) -> None:
-        eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
-        self._files = {
-            "METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-            "entry_points.txt": f"[segforge]\n{eps}",
-        }
-
-    def read_text(self, filename: str) -> str | None:
-        return self._files.get(filename)
-
-    def locate_file(self, path: str) -> Path:  # pragma: no cover - not used
-        return Path(path)
-
-
 @pytest.fixture
 def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``install(dist, plugin, source, version)``: a fake installed distribution with one plugin module."""
     folder = tmp_path / "plugin_modules"
     folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    dists: list[FakeDist] = []
-    modules: list[str] = []
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: iter(list(dists)))
+    with FakePlugins(folder, monkeypatch, prefix="fake_plugin_") as fakes:
+        fakes.hide_installed()
 
-    def add(dist: str, plugin: str, source: str, version: str = "0.3") -> None:
-        module = f"fake_plugin_{uuid.uuid4().hex[:10]}"
-        (folder / f"{module}.py").write_text(textwrap.dedent(source))
-        modules.append(module)
-        dists.append(FakeDist(dist, version, {plugin: module}))
-        plugins.reset_manager()
+        def add(dist: str, plugin: str, source: str, version: str = "0.3") -> None:
+            fakes.install(dist, source, plugin=plugin, version=version)
+            plugins.reset_manager()
 
-    yield add
-    for module in modules:
-        sys.modules.pop(module, None)
+        yield add
 
 
 def run(args: list[str], capsys) -> tuple[int, str, str]:

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from segforge.errors import ConfigError
-
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
@@ -97,17 +95,9 @@ class NetworkBuilder:
         """Validate ``params`` (a dict from JSON or a Params instance) into this builder's Params."""
         if isinstance(params, self.Params):
             return params
-        from pydantic import ValidationError
+        from segforge.registry import parse_component_params
 
-        try:
-            return self.Params.model_validate(params)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            raise ConfigError(
-                f"network '{self.name}' params: {loc}: {err['msg']}",
-                hint=f"`segforge components show network {self.name}` lists the valid params",
-            ) from None
+        return parse_component_params("network", self.name, self.Params, params)
 
     def propose(self, request: TopologyRequest) -> NetworkParams:
         """Params for a patch size and spacing (e.g. pooling per axis, kernel sizes)."""

@@ -114,17 +114,9 @@ class DefaultPlanner:
     def parse_params(self, params: DefaultPlannerParams | dict[str, Any] | None) -> DefaultPlannerParams:
         if isinstance(params, DefaultPlannerParams):
             return params
-        from pydantic import ValidationError
+        from segforge.registry import parse_component_params
 
-        try:
-            return DefaultPlannerParams.model_validate(params or {})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            raise ConfigError(
-                f"planner '{self.name}' params: {loc}: {err['msg']}",
-                hint=f"`segforge components show planner {self.name}` lists the valid params",
-            ) from None
+        return parse_component_params("planner", self.name, DefaultPlannerParams, params or {})
 
     # -- planning -------------------------------------------------------------------------
     def plan(
