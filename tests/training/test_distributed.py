@@ -208,5 +208,6 @@ def test_torchrun_trains_hippocampus_on_two_ranks_and_continues(hippocampus_msd:
     log = (fold / "training_log.txt").read_text()
     assert "global batch 4 split [2, 2]" in log and "continuing from checkpoint_latest.pt" in log
     assert "training finished: 2 epochs, 4 iterations" in log and "[rank 1] epoch 1: train loss" in more.stderr
+    assert more.stdout.count("best EMA pseudo Dice") == 1, more.stdout  # the result table: rank 0 only
     assert sorted(p.name for p in fold.glob("checkpoint_*.pt")) == ["checkpoint_best.pt", "checkpoint_final.pt"]
     assert load_checkpoint(fold / "checkpoint_final.pt")["progress"]["iteration"] == 4

@@ -106,6 +106,10 @@ def train_command(
         return
     request.command = command_line() if _is_segforge_program() else _canonical_command(request)
     result = train(request)
+    from segforge.training.distributed import detect_environment
+
+    if (detect_environment() or (0,))[0] != 0:
+        return  # under torchrun only rank 0 prints the result (the others' would repeat it)
     best = f"{result.best_ema:.4f}" if result.best_ema is not None else "-"
     final = ", ".join(f"{d:.4f}" for d in result.final_pseudo_dice) if result.final_pseudo_dice else "-"
     render.show(
