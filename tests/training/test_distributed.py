@@ -154,6 +154,8 @@ def test_killed_rank_stops_the_job_and_continue_resumes_it(task_env: Path) -> No
     ]  # fmt: skip
     final = load_checkpoint(folder / "checkpoint_final.pt")
     assert final["progress"]["iteration"] == 9 and len(final["logs"]["train_loss"]) == 3
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (manifest["world_size"], manifest["batch_size"]) == (2, 2)
 
 
 @pytest.mark.slow

@@ -46,7 +46,8 @@ def build_manifest(trainer: Any, status: str) -> dict[str, Any]:
         "precision": trainer.precision.name,
         "threads": _threads(),
         "num_workers": trainer.num_workers,
-        "batch_size": trainer.batch_size,
+        "batch_size": trainer.batch_size,  # the global batch; under torchrun split over world_size ranks
+        "world_size": trainer.dist.world_size if getattr(trainer, "dist", None) is not None else 1,
         "patch_size": trainer.patch_size,
         "train_cases": len(ctx.train_ids),
         "val_cases": len(ctx.val_ids),
