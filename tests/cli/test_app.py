@@ -213,3 +213,20 @@ def test_plugin_command_group_runs_through_main(cli, fake_dists):
     assert (result.exit_code, result.stdout) == (0, "hello you\n"), result.stderr
     result = cli("tiny", "--help")
     assert result.exit_code == 0 and "Tiny's commands." in result.stdout
+
+
+def test_a_reader_that_leaves_early_gets_no_error_line():
+    """`segforge plugins show ... | head -1`: a closed pipe is not a disk problem and needs no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segforge", "components", "show", "network", "generic_unet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**__import__("os").environ, "COLUMNS": "400"},
+    )
+    proc.stdout.close()  # the reader leaves before segforge (still importing) writes: its output hits a closed pipe
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "error:" not in err, err

@@ -7,6 +7,7 @@ imports no torch and loads no plugins).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -67,12 +68,25 @@ class SegforgeGroup(TyperGroup):
         except SegforgeError as exc:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:  # `segforge ... | head`: the reader left; stop quietly, as a SIGPIPE'd tool does
+            _silence_stdout()
+            raise typer.Exit(141) from None
         except OSError as exc:  # disk full, permissions, a file in a folder's place: one line, no traceback
             from segforge.resources import os_error
 
             error = os_error(exc)
             report_error(error)
             raise typer.Exit(error.exit_code) from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise on the closed pipe again."""
+    import os
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _show_version(verbose: bool) -> None:
