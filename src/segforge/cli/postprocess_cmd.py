@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from segforge.cli import render
+from segforge.cli.run_options import NetworkOption, PlansOption, TrainerOption
 
 if TYPE_CHECKING:  # pragma: no cover
     from segforge.postprocessing.decision import PostprocessingDecision
@@ -45,13 +46,9 @@ def determine_command(
     ] = None,
     task: Annotated[Optional[str], typer.Option("--task", "-t", help="Task number or name.")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="Configuration.")] = "3d_fullres",
-    trainer: Annotated[
-        Optional[str], typer.Option("--trainer", "-tr", help="Trainer (default: the network's recommended one).")
-    ] = None,
-    network: Annotated[
-        Optional[str], typer.Option("--network", help="Network (default: generic_unet, else the only trained one).")
-    ] = None,
-    plans: Annotated[Optional[str], typer.Option("--plans", help="Plans name (default: the network's).")] = None,
+    trainer: TrainerOption = None,
+    network: NetworkOption = None,
+    plans: PlansOption = None,
     folds: Annotated[
         Optional[list[str]], typer.Option("--folds", "-f", help="Folds to use (default: every fold with validation/).")
     ] = None,

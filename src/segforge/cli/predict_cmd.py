@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from segforge.cli import render
+from segforge.cli.run_options import NetworkOption, PlansOption, TrainerOption
 
 if TYPE_CHECKING:  # pragma: no cover
     from segforge.inference.predictor import CaseResult
@@ -125,13 +126,9 @@ def predict_command(
     output_folder: Annotated[Path, typer.Option("-o", "--output", help="Folder for the segmentations.")],
     task: Annotated[Optional[str], typer.Option("--task", "-t", "-d", help="Task number or name.")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="Configuration.")] = "3d_fullres",
-    trainer: Annotated[
-        Optional[str], typer.Option("--trainer", "-tr", help="Trainer (default: the network's recommended one).")
-    ] = None,
-    network: Annotated[
-        Optional[str], typer.Option("--network", help="Network (default: generic_unet, else the only trained one).")
-    ] = None,
-    plans: Annotated[Optional[str], typer.Option("--plans", help="Plans name (default: the network's).")] = None,
+    trainer: TrainerOption = None,
+    network: NetworkOption = None,
+    plans: PlansOption = None,
     folds: Annotated[Optional[list[str]], typer.Option("--folds", "-f", help=FOLDS_HELP)] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-chk", help="best, final or latest.")] = "final",
     no_tta: Annotated[bool, typer.Option("--no-tta", "--disable-tta", help="No test-time mirroring.")] = False,
