@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from segforge_tiny_task import DATASET, TASK, fold_dir, make_request, prepare_task  # noqa: E402
+from segforge_tiny_task import DATASET, TASK, fold_dir, prepare_task, train_folds  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folds 0 and 1 of the tiny task, each trained 2 x 2 iterations with end-of-training validation."""
-    from segforge import plugins
-    from segforge.training.api import train
-
     root = prepare_task(tmp_path_factory.mktemp("tiny_postprocess"))
-    env = {"SEGFORGE_RAW": str(root / "raw"), "SEGFORGE_PREPROCESSED": str(root / "pre"),
-           "SEGFORGE_RESULTS": str(root / "results")}  # fmt: skip
-    with mock.patch.dict(os.environ, env):
-        for fold in (0, 1):
-            plugins.reset_manager()
-            assert train(make_request(fold=fold)).status == "finished"
-        plugins.reset_manager()
+    assert [r.status for r in train_folds(root, (0, 1))] == ["finished", "finished"]
     return root
 
 

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from segforge_tiny_task import shrink_network  # noqa: E402  (one copy of the plans shrinker)
+
 #: segforge's own temporaries (segforge.atomic): ``.<final name>.<random>.tmp[<suffix>]``
 TEMPORARY_MARK = ".tmp"
 
@@ -195,20 +198,6 @@ def base_env(**folders: Path) -> dict[str, str]:
     env["SEGFORGE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env["OMP_NUM_THREADS"] = "1"
     return env
-
-
-def shrink_network(plans_file: Path, features: list[int]) -> None:
-    """A 4-8-16 feature U-Net in the (user-editable) plans, so a training iteration takes milliseconds."""
-    from segforge.planning import load_plans, save_plans
-
-    plans = load_plans(plans_file)
-    configurations = {}
-    for name, conf in plans.configurations.items():
-        params = dict(conf.network.params)
-        params["features_per_stage"] = features[: len(params["features_per_stage"])]
-        network = conf.network.model_copy(update={"params": params})
-        configurations[name] = conf.model_copy(update={"network": network, "batch_size": 2})
-    save_plans(plans.model_copy(update={"configurations": configurations}), plans_file)
 
 
 def prepare_tiny_task(root: Path, number: int, dataset: str) -> Path:

@@ -77,3 +77,22 @@ def make_request(*extra: str, **kwargs):
 
 def fold_dir(root: Path, fold: int | str = 0, trainer: str = "default", network: str = "generic_unet") -> Path:
     return root / "results" / DATASET / "3d_fullres" / f"{trainer}__{network}__segforgePlans" / f"fold_{fold}"
+
+
+def train_folds(root: Path, folds: tuple[int | str, ...] = (0,), **request_kwargs) -> list:
+    """Train ``folds`` of the task prepared under ``root`` with its own raw/pre/results folders
+    (the environment and the plugin manager are restored afterwards); the training results."""
+    from segforge import plugins
+    from segforge.training.api import train
+
+    env = {"SEGFORGE_RAW": str(root / "raw"), "SEGFORGE_PREPROCESSED": str(root / "pre"),
+           "SEGFORGE_RESULTS": str(root / "results")}  # fmt: skip
+    results = []
+    with mock.patch.dict(os.environ, env):
+        try:
+            for fold in folds:
+                plugins.reset_manager()
+                results.append(train(make_request(fold=fold, **request_kwargs)))
+        finally:
+            plugins.reset_manager()
+    return results

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from unittest import mock
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from segforge_tiny_task import DATASET, TASK, fold_dir, make_request, prepare_task  # noqa: E402
+from segforge_tiny_task import DATASET, TASK, fold_dir, prepare_task, train_folds  # noqa: E402
 
 VAL_IDS = ["case_003", "case_005"]  # fold 0 of the tiny task's 5-fold split
 
@@ -23,16 +21,8 @@ VAL_IDS = ["case_003", "case_005"]  # fold 0 of the tiny task's 5-fold split
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny task with fold 0 trained for 2 epochs of 2 iterations (validation included)."""
-    from segforge import plugins
-    from segforge.training.api import train
-
     root = prepare_task(tmp_path_factory.mktemp("tiny_validation"))
-    env = {"SEGFORGE_RAW": str(root / "raw"), "SEGFORGE_PREPROCESSED": str(root / "pre"),
-           "SEGFORGE_RESULTS": str(root / "results")}  # fmt: skip
-    with mock.patch.dict(os.environ, env):
-        plugins.reset_manager()
-        result = train(make_request())
-        plugins.reset_manager()
+    (result,) = train_folds(root, (0,))
     assert result.status == "finished"
     return root
 
