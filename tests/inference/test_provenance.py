@@ -8,7 +8,7 @@ import pytest
 
 from segforge.errors import ComponentNotFoundError, ConfigError
 from segforge.inference.model_loading import network_builder
-from segforge.inference.provenance import check_major_version, major_version
+from segforge.inference.provenance import check_major_version, compatible_series, major_version
 from segforge.networks.generic_unet import GenericUNetBuilder
 from segforge.registry import Entry, Origin
 
@@ -64,6 +64,37 @@ def test_another_major_version_is_a_one_line_error_naming_package_and_version():
 )
 def test_versions_are_compared_only_like_for_like(spec, dist, version):
     assert network_builder(spec, _registries(dist, version)) is BUILDER
+
+
+@pytest.mark.parametrize(
+    ("text", "series"),
+    [("1.4.2", (1,)), ("2.0", (2,)), ("0.2.5", (0, 2)), ("0.2", (0, 2)), ("0.0.3", (0, 0, 3)), ("0", (0, 0, 0)),
+     ("0.1.0.dev1", (0, 1)), ("nightly", None)],
+)  # fmt: skip
+def test_compatible_series_follows_semver(text, series):
+    assert compatible_series(text) == series
+
+
+@pytest.mark.parametrize(
+    ("trained", "installed", "compatible"),
+    [("0.1.0", "0.1.7", True), ("0.1.0", "0.2.0", False), ("0.0.3", "0.0.4", False), ("0.9.1", "1.0.0", False)],
+)
+def test_before_1_0_a_minor_release_may_break(trained, installed, compatible):
+    spec, registries = _spec(version=trained), _registries("segforge-hyperunet", installed)
+    if compatible:
+        assert network_builder(spec, registries) is BUILDER
+        return
+    with pytest.raises(ConfigError) as info:
+        network_builder(spec, registries)
+    assert info.value.message.endswith(f"install segforge-hyperunet=={trained}")
+    assert "\n" not in info.value.message
+
+
+def test_a_0_x_mismatch_names_the_pip_range_of_its_series():
+    with pytest.raises(ConfigError) as info:
+        network_builder(_spec(version="0.2.5"), _registries("segforge-hyperunet", "0.3.0"))
+    assert "(another 0.x release series)" in info.value.message
+    assert info.value.hint.startswith("pip install 'segforge-hyperunet>=0.2.0,<0.3'")
 
 
 def test_check_is_silent_for_other_distributions():

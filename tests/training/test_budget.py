@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from segforge_tiny_task import fold_dir, make_request
@@ -77,3 +78,25 @@ def test_a_paused_budgeted_run_continues_with_its_decisions_and_clock(task_env):
     assert final["budget"]["budget_s"] == pytest.approx(PAUSE_BUDGET_MIN * 60)
     assert final["progress"]["elapsed_s"] > first["progress"]["elapsed_s"]
     assert final["progress"]["elapsed_s"] <= PAUSE_BUDGET_MIN * 60 * 1.1 + 1.0
+
+
+def test_the_budget_keeps_time_for_the_predictions_after_training(task_env):
+    """``--time-budget`` covers the whole command: the end-of-training validation is estimated and reserved."""
+    request = make_request(
+        "budget.iterations_per_epoch=10", "budget.final_val_iterations=2", time_budget_min=BUDGET_MIN
+    )
+    request.epochs = request.iterations_per_epoch = None
+    started = time.perf_counter()
+    result = train(request)
+    wall = time.perf_counter() - started
+    assert result.status == "finished"
+    folder = fold_dir(task_env)
+    assert (folder / "validation" / "summary.json").is_file()
+    assert wall <= BUDGET_MIN * 60 * 1.1 + 1.0, f"train() with its validation took {wall:.1f} s"
+    budget = json.loads((folder / "manifest.json").read_text())["budget"]
+    reserved = budget["decisions"]["end_predictions"]
+    val_cases = len(json.loads((task_env / "pre" / "Task009_Tiny" / "splits_final.json").read_text())[0]["val"])
+    assert reserved["cases"] == val_cases and reserved["forward_passes"] >= val_cases  # no mirroring: >= 1 tile each
+    assert budget["measurements"]["end_predictions_estimated_s"] > 0
+    assert budget["measurements"]["end_predictions_s"] > 0
+    assert "of the time budget were kept for it" in (folder / "training_log.txt").read_text()

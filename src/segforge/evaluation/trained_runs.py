@@ -18,6 +18,7 @@ from pathlib import Path
 from segforge.config.jsonio import load_model
 from segforge.errors import SegforgeError
 from segforge.evaluation.evaluate_folder import CaseResult, EvaluationSummary, summarize
+from segforge.training.run_dir import parse_run_folder_name
 
 #: nnU-Net's configurations, listed first and in this order; any other folder holding runs follows
 KNOWN_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
@@ -53,15 +54,9 @@ class TrainedRun:
         return self.folder / f"fold_{fold}" / "validation"
 
 
-def _split_run_name(name: str) -> tuple[str, str, str] | None:
-    """``trainer__network__plans`` (the plans name may itself hold ``__``, e.g. ``segforgePlans__swin_unet``)."""
-    parts = name.split("__", 2)
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
-
-
 def _is_run_folder(path: Path) -> bool:
     """``trainer__network__plans`` with at least one ``fold_*`` folder (ensemble folders have none)."""
-    return path.is_dir() and _split_run_name(path.name) is not None and any(path.glob("fold_*/"))
+    return path.is_dir() and parse_run_folder_name(path.name) is not None and any(path.glob("fold_*/"))
 
 
 def configuration_folders(dataset_folder: Path) -> list[Path]:
@@ -84,7 +79,7 @@ def discover_runs(
         if configurations and config_dir.name not in configurations:
             continue
         for run_dir in sorted(p for p in config_dir.iterdir() if _is_run_folder(p)):
-            trainer, network, plans = run_dir.name.split("__", 2)
+            trainer, network, plans = parse_run_folder_name(run_dir.name)  # type: ignore[misc]  # checked above
             if trainers and trainer not in trainers:
                 continue
             runs.append(TrainedRun(config_dir.name, trainer, network, plans, folder=run_dir))

@@ -29,8 +29,10 @@ class TrainedRun:
     @classmethod
     def parse(cls, folder: Path) -> TrainedRun | None:
         """The run a folder name describes; None for folders that are not runs."""
-        parts = folder.name.split("__", 2)
-        return cls(parts[0], parts[1], parts[2], folder) if len(parts) == 3 and all(parts) else None
+        from segforge.training.run_dir import parse_run_folder_name
+
+        parts = parse_run_folder_name(folder.name)
+        return cls(*parts, folder) if parts is not None else None
 
 
 @dataclass(frozen=True)

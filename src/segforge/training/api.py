@@ -8,6 +8,7 @@ choices), builds the trainer, restores or initialises it, writes the manifest an
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import Any
 
@@ -146,8 +147,12 @@ def train(request: RunRequest, *, stop_after_epochs: int | None = None, registri
             from segforge.training.cascade import write_next_stage_predictions
             from segforge.training.validation import validate_after_training
 
+            started = time.perf_counter()
             write_next_stage_predictions(trainer)  # 3d_lowres: the cascade's inputs (training/cascade.py)
             validate_after_training(trainer)
+            if trainer.budget is not None:  # the budget reserved time for these: show estimate and reality
+                trainer.budget.record_end_predictions(time.perf_counter() - started)
+                trainer.write_manifest("finished")
         return result
     finally:
         trainer.log.close()

@@ -14,8 +14,9 @@ still at the start value and predicts nothing. A budgeted run instead:
 2. **at start** (:meth:`before_training`): on CPU, time a forward/backward in fp32 and in bf16
    autocast on a real batch and keep bf16 when it is clearly faster;
 3. **after a few real iterations** (:meth:`after_iteration`): size the schedule - total
-   iterations = what fits in the time left, after validation, checkpoints and the final
-   save - and re-anchor the poly schedule so it decays to 0 exactly at that iteration;
+   iterations = what fits in the time left, after validation batches, checkpoints, the final
+   save and the predictions after training (end-of-training validation, next-stage inputs;
+   :mod:`.prediction_cost`) - and re-anchor the poly schedule so it decays to 0 exactly there;
 4. **after each epoch** (:meth:`after_epoch`): re-size from the speed actually observed (other
    processes, thermal limits), keeping the LR curve continuous;
 5. **always**: stop at once when the time left would not cover the final save.
@@ -37,6 +38,7 @@ from segforge.training.clock import Clock
 from segforge.training.device import PrecisionChoice, available_cores, cpu_has_bf16, enable_memory_reuse
 from segforge.training.device import set_threads as torch_threads
 from segforge.training.params import BudgetParams, TrainerParams
+from segforge.training.prediction_cost import EndPredictionCost
 
 #: a provisional schedule length until the speed is measured (the LR stays at its start value)
 _UNSIZED = 10**9
@@ -84,6 +86,7 @@ class BudgetController:
         self._val_s_per_batch: float | None = None
         self._epoch_overhead_s = _EPOCH_OVERHEAD_GUESS_S
         self._epoch_speeds: list[float] = []
+        self._end_cost: EndPredictionCost | None = None
 
     # -- 1. params ---------------------------------------------------------------------------
     def prepare_params(self, params: TrainerParams, device_type: str, planned_batch: int) -> TrainerParams:
@@ -250,7 +253,7 @@ class BudgetController:
         self._last = now
         if not self.sized and len(self._times) >= self.params.measure_iterations:
             self.size(trainer)
-        if self.sized and self.clock.elapsed() + self._final_cost() > self.budget_s:
+        if self.sized and self.clock.elapsed() + self._final_cost(trainer) > self.budget_s:
             if trainer.total_iterations > trainer.state.iteration:
                 trainer.log.warning(
                     f"budget: time is up at iteration {trainer.state.iteration} of {trainer.total_iterations}; "
@@ -262,17 +265,40 @@ class BudgetController:
     def _val_cost(self, s_per_iteration: float) -> float:
         return self._val_s_per_batch if self._val_s_per_batch is not None else _VAL_SHARE_GUESS * s_per_iteration
 
-    def _final_cost(self) -> float:
-        """Seconds the end of training needs: final validation, then what an epoch end costs (final
-        checkpoint, plot, manifest) plus the fixed reserve."""
+    def _final_cost(self, trainer: Any) -> float:
+        """Seconds the end of training needs: final validation batches, what an epoch end costs (final
+        checkpoint, plot, manifest), the predictions after training, plus the fixed reserve."""
         s_it = self.measurements.get("s_per_iteration", 0.0)
         final_val = self.params.final_val_iterations * self._val_cost(s_it)
-        return self.params.reserve_s + final_val + self._epoch_overhead_s
+        return self.params.reserve_s + final_val + self._epoch_overhead_s + self.end_predictions_s(trainer)
+
+    def end_predictions_s(self, trainer: Any) -> float:
+        """Estimated seconds of end-of-training validation and next-stage predictions (prediction_cost.py).
+
+        A forward pass of one patch is priced as a validation batch over the batch size: the
+        batches run the same network in the same precision without a backward pass.
+        """
+        from segforge.training.prediction_cost import end_prediction_cost
+
+        if self._end_cost is None:
+            self._end_cost = end_prediction_cost(trainer)
+            self.decisions["end_predictions"] = {
+                **self._end_cost.as_dict(),
+                "why": "validation / next-stage predictions after training are counted in the budget",
+            }
+        s_it = self.measurements.get("s_per_iteration", 0.0)
+        seconds = self._end_cost.seconds(self._val_cost(s_it) / max(1, trainer.batch_size))
+        self.measurements["end_predictions_estimated_s"] = round(seconds, 2)
+        return seconds
+
+    def record_end_predictions(self, seconds: float) -> None:
+        """What the predictions after training really took (shown beside the estimate in the manifest)."""
+        self.measurements["end_predictions_s"] = round(seconds, 2)
 
     def fit_iterations(self, trainer: Any, s_per_iteration: float) -> int:
         """Total iterations (from the run's start) that fit in the time left at the current speed."""
         p = trainer.params
-        left = self.budget_s * (1 - self.params.safety_fraction) - self.clock.elapsed() - self._final_cost()
+        left = self.budget_s * (1 - self.params.safety_fraction) - self.clock.elapsed() - self._final_cost(trainer)
         per_epoch_fixed = p.val_iterations * self._val_cost(s_per_iteration) + self._epoch_overhead_s
         epochs_left = max(left, 0.0) / (p.iterations_per_epoch * s_per_iteration + per_epoch_fixed)
         train_time = left - math.ceil(epochs_left) * per_epoch_fixed

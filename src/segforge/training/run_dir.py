@@ -41,6 +41,16 @@ def run_folder(
     return Path(results_root) / dataset / configuration / f"{trainer}__{network}__{plans_name}"
 
 
+def parse_run_folder_name(name: str) -> tuple[str, str, str] | None:
+    """``(trainer, network, plans)`` of a :func:`run_folder` name; None for other names.
+
+    The plans name may itself hold ``__`` (``segforgePlans__swin_unet``); trainer and network
+    names cannot (registry names), so the first two separators split the name.
+    """
+    parts = name.split("__", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
+
+
 def plans_digest(plans_json: str) -> str:
     """sha256 of the plans' canonical JSON (the run's plans can be matched to a plans file)."""
     return hashlib.sha256(plans_json.encode("utf-8")).hexdigest()

@@ -13,9 +13,9 @@ Output: ``<fold>/validation/CASE<ending>`` (the raw dataset's file ending), opti
 skipped on a re-run (writes are atomic, so a present file is complete); the summary is always
 recomputed. Fold ``all`` has no validation cases and is skipped with a log line.
 
-In ``--time-budget`` runs the validation happens after the budgeted training and is not
-counted in the budget (the log says so): its cost is a prediction per validation case, known
-only after the schedule is fixed.
+In ``--time-budget`` runs the budget keeps time for this validation (and a lowres stage's
+next-stage predictions): :mod:`segforge.training.prediction_cost` counts the forward passes
+from the preprocessed case shapes, and the manifest shows the estimate beside the real time.
 """
 
 from __future__ import annotations
@@ -185,7 +185,9 @@ def validate_after_training(trainer: Any) -> ValidationResult | None:
     if _secondary_rank():  # torchrun: rank 0 validates, the others would only write the same files
         return None
     if trainer.budget is not None and trainer.context.val_ids:
-        trainer.log.line("validation: runs after the time budget (its time is not counted in --time-budget)")
+        estimate = trainer.budget.measurements.get("end_predictions_estimated_s")
+        if estimate is not None:
+            trainer.log.line(f"validation: {estimate:.0f} s of the time budget were kept for it")
     save = bool(getattr(trainer.context.request, "npz", False))
     return validate_fold(trainer.context, trainer.log, device=trainer.device, save_probabilities=save)
 
