@@ -8,7 +8,8 @@ Run it in the environment that has nnU-Net v2 and MONAI (README: /work/nnunet-ve
 
 (a) **Sliding-window throughput** on a CT-like volume (default 128x256x256, CT-normalized) with
     nnU-Net's default 3d_fullres network for BASELINES.md's CT plan (PlainConvUNet, 6 stages
-    32..320, patch 96x160x128, 31.1 M parameters, random weights, seed 0): nnU-Net's
+    32..320, patch 96x160x128, 31.1 M parameters; weights trained for a few minutes on CT-like data by
+    ``ct_weights.py``, or random with ``--a-weights random``): nnU-Net's
     ``predict_sliding_window_return_logits``, MONAI's ``sliding_window_inference`` (Gaussian,
     overlap 0.5; MONAI has no mirroring of its own: with mirroring its predictor averages the
     network over the 8 flips of each window, as nnU-Net does) and segforge's sliding window in
@@ -95,17 +96,26 @@ def segforge_network(features: list[int], num_classes: int, nnunet_state: dict, 
 # -- data ---------------------------------------------------------------------------------------
 def ct_like_hu(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """A body of soft tissue in air holding organs and lesions (int16 HU), a few per axis."""
+    return ct_like_case(shape, seed)[0]
+
+
+def ct_like_case(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ct_like_hu` and its labels (0 air, 1 body, 2 organs and lesions)."""
     rng = np.random.default_rng(seed)
     grids = np.ogrid[tuple(slice(0, s) for s in shape)]
     z, y, x = (g.astype(np.float32) / s * 2 - 1 for g, s in zip(grids, shape, strict=True))
     hu = np.full(shape, -1000.0, dtype=np.float32)
-    hu[np.broadcast_to((y / 0.8) ** 2 + (x / 0.9) ** 2 <= 1.0, shape)] = 40.0
+    labels = np.zeros(shape, dtype=np.uint8)
+    body = np.broadcast_to((y / 0.8) ** 2 + (x / 0.9) ** 2 <= 1.0, shape)
+    hu[body] = 40.0
+    labels[body] = 1
     for _ in range(12):
         c, r = rng.uniform(-0.5, 0.5, 3), rng.uniform(0.08, 0.3, 3)
         inside = ((z - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((x - c[2]) / r[2]) ** 2 <= 1.0
         hu[inside] = rng.uniform(60, 300)
+        labels[inside] = 2
     hu += rng.normal(0.0, 20.0, shape).astype(np.float32)
-    return np.round(hu).astype(np.int16)
+    return np.round(hu).astype(np.int16), labels
 
 
 def ct_normalized(hu: np.ndarray) -> np.ndarray:
@@ -222,19 +232,27 @@ def _segforge_runner(net, mirror, precision, patch, nnunet_accumulator=False):  
     return lambda image: predictor.predict_logits(image).float()
 
 
-def prepare_a(work: Path, shape: tuple[int, ...]) -> None:
+def prepare_a(work: Path, shape: tuple[int, ...], weights: str) -> None:
     import torch
 
     np.save(work / "a_input.npy", ct_normalized(ct_like_hu(shape)))
-    torch.manual_seed(0)
-    net = nnunet_network([32, 64, 128, 256, 320, 320], 3, deep_supervision=False)
-    torch.save(net.state_dict(), work / "a_weights.pt")
+
+    def make_net():  # noqa: ANN202
+        return nnunet_network([32, 64, 128, 256, 320, 320], 3, deep_supervision=False)
+
+    if weights == "random":
+        torch.manual_seed(0)
+        state = make_net().state_dict()
+    else:
+        from ct_weights import trained_state
+
+        state = trained_state(Path(weights) if weights != "trained" else HERE / ".ct_weights.pt", make_net)
+    torch.save(state, work / "a_weights.pt")
 
 
-def run_a(
-    work: Path, shape: tuple[int, ...], patch: tuple[int, ...], mirror_modes: list[bool], threads: int
-) -> list[dict]:
-    prepare_a(work, shape)
+def run_a(work: Path, shape: tuple[int, ...], patch: tuple[int, ...], mirror_modes: list[bool], args) -> list[dict]:  # noqa: ANN001
+    threads = args.threads
+    prepare_a(work, shape, args.a_weights)
     runs = []
     for mirror in mirror_modes:
         plan = [("nnunet", "fp32"), ("monai", "fp32"), ("segforge", "fp32"), ("segforge", "bf16")]
@@ -243,8 +261,8 @@ def run_a(
         for runner, precision in plan:
             tag = f"{runner}_{precision}_{'mirror' if mirror else 'plain'}"
             cmd = [sys.executable, __file__, "--child", "a", "--runner", runner, "--precision", precision,
-                   "--work", str(work), "--tag", tag, "--threads", str(threads), "--patch-a", *map(str, patch)]  # fmt: skip
-            cmd += ["--mirror-child"] if mirror else []
+                   "--work", str(work), "--tag", tag, "--threads", str(threads)]  # fmt: skip
+            cmd += ["--patch-a", *map(str, patch)] + (["--mirror-child"] if mirror else [])
             print(f"(a) {tag} ...", flush=True)
             result = {"part": "a", "runner": runner, "precision": precision, "mirror": mirror, "tag": tag,
                       **measure(cmd, child_env(threads), work / f"a_{tag}.log")}  # fmt: skip
@@ -440,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", default=["a", "b"], choices=["a", "b"])
     parser.add_argument("--mirror", default="off", choices=["off", "on", "both"], help="(a) mirroring modes")
     parser.add_argument("--shape-a", nargs=3, type=int, default=[128, 256, 256])
+    parser.add_argument("--a-weights", default="trained",
+                        help="(a) 'trained' (trained once on CT-like data, cached in benchmarks/.ct_weights.pt), "
+                        "'random' (seed 0), or a state-dict file")  # fmt: skip
     parser.add_argument("--patch-a", nargs=3, type=int, default=list(CT_PATCH), help="(a) patch (smoke tests)")
     parser.add_argument("--shape-b", nargs=3, type=int, default=[300, 512, 512])
     parser.add_argument("--threads", type=int, default=2)
@@ -464,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.mirror]
     runs: list[dict] = []
     if "a" in args.parts:
-        runs += run_a(work, tuple(args.shape_a), tuple(args.patch_a), modes, args.threads)
+        runs += run_a(work, tuple(args.shape_a), tuple(args.patch_a), modes, args)
     if "b" in args.parts:
         runs += run_b(work, tuple(args.shape_b), args.threads, args.overlap, args.b_precision)
     report(runs)

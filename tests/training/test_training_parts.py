@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -93,6 +94,9 @@ class _FakeTrainer:
         iteration = 0
 
     params = TrainerParams(iterations_per_epoch=50, val_iterations=10)
+    batch_size = 2
+    # fold "all" of a 3d_fullres run: nothing is predicted after training
+    context = SimpleNamespace(val_ids=[], configuration=SimpleNamespace(next_stage=None))
 
 
 def test_budget_fits_iterations_to_the_time_left():
@@ -106,6 +110,22 @@ def test_budget_fits_iterations_to_the_time_left():
     total = budget.fit_iterations(_FakeTrainer(), 0.5)
     # 120 s left after the reserve; 4 epochs cost 4 x (4 s validation + 1 s overhead) = 20 s -> 100 s of training
     assert total == pytest.approx(200, abs=1)
+
+
+def test_budget_leaves_the_predictions_after_training_their_time():
+    from segforge.training.prediction_cost import EndPredictionCost
+
+    clock = Clock()
+    clock.previous_s = -clock.session()
+    budget = BudgetController(
+        126.0 + 25.0, BudgetParams(reserve_s=5, final_val_iterations=0, safety_fraction=0.0), clock
+    )
+    budget._val_s_per_batch = 0.4
+    budget._epoch_overhead_s = 1.0
+    # 40 one-tile cases: 40 passes x 0.4 s / batch 2 = 8 s, + 17 s export = 25 s: the same 200 iterations as above
+    budget._end_cost = EndPredictionCost(cases=40, forward_passes=40, export_s=17.0)
+    assert budget.fit_iterations(_FakeTrainer(), 0.5) == pytest.approx(200, abs=1)
+    assert budget.measurements["end_predictions_estimated_s"] == pytest.approx(25.0)
 
 
 def test_budget_augmentation_choices():
