@@ -13,11 +13,15 @@ Run it in the environment that has nnU-Net v2 and MONAI (README: /work/nnunet-ve
     ``predict_sliding_window_return_logits``, MONAI's ``sliding_window_inference`` (Gaussian,
     overlap 0.5; MONAI has no mirroring of its own: with mirroring its predictor averages the
     network over the 8 flips of each window, as nnU-Net does) and segforge's sliding window in
-    fp32 and bf16 autocast; without mirroring also segforge with nnU-Net's numerics (float16
-    accumulator and Gaussian), which shows where the fp32 run's argmax differences come from.
-    Timed is the sliding-window call only; every run is its own process (peak RSS = its
-    process tree, sampled). Argmax agreement with nnU-Net is reported, overall and where
-    nnU-Net's float16 weight sum is >= 1e-2 (its logits keep their precision there).
+    fp32 (eager, and compiled: ``segforge predict --compile``) and bf16 autocast; without
+    mirroring also segforge with nnU-Net's numerics (float16 accumulator and Gaussian), which
+    shows where the fp32 run's argmax differences come from. ``--runs`` picks a subset.
+    Timed is the sliding-window call only (a compiled run's first-tile compile included);
+    every run is its own process (peak RSS = its process tree, sampled). Compiled runs share
+    an inductor kernel cache in the work folder: a warm-up process fills it first and reports
+    the cold compile time, so the timed runs see the warm cache a user's second run sees.
+    Argmax agreement with nnU-Net is reported, overall and where nnU-Net's float16 weight sum
+    is >= 1e-2 (its logits keep their precision there).
 (b) **End to end** (raw NIfTI in, segmentation file out): ``nnUNetv2_predict_from_modelfolder``
     vs ``segforge predict`` on one CT-like image (default 300x512x512, spacing 1.25x0.7x0.7 mm,
     resampled to the plan's 2.5x0.8x0.8), 14 classes, a small network (the CT topology with 8
@@ -45,6 +49,9 @@ CT_PATCH = (96, 160, 128)
 CT_KERNELS = [[1, 3, 3]] + [[3, 3, 3]] * 5
 CT_STRIDES = [[1, 1, 1], [1, 2, 2]] + [[2, 2, 2]] * 4
 POLL_S = 0.05
+#: (a) runs, RUNNER_PRECISION; segforge-compiled = ``segforge predict --compile``
+A_RUNS = ("nnunet_fp32", "monai_fp32", "segforge_fp32", "segforge-compiled_fp32", "segforge_bf16",
+          "segforge-acc16_fp32")  # fmt: skip
 HERE = Path(__file__).resolve().parent
 
 
@@ -163,7 +170,11 @@ def child_sliding_window(args: argparse.Namespace) -> None:
         run = _nnunet_runner(net, mirror, patch) if args.runner == "nnunet" else _monai_runner(net, mirror, patch)
     else:
         net = segforge_network(features, 3, state, False)
-        run = _segforge_runner(net, mirror, args.precision, patch, nnunet_accumulator=args.runner == "segforge-acc16")
+        if args.warmup:
+            print(json.dumps(_compile_warmup(net, patch, args.precision)), flush=True)
+            return
+        run = _segforge_runner(net, mirror, args.precision, patch, nnunet_accumulator=args.runner == "segforge-acc16",
+                               compile_=args.runner == "segforge-compiled")  # fmt: skip
     start = time.perf_counter()
     logits = run(image)
     seconds = time.perf_counter() - start
@@ -217,7 +228,27 @@ def _monai_runner(net, mirror, patch):  # noqa: ANN001, ANN202
     return run
 
 
-def _segforge_runner(net, mirror, precision, patch, nnunet_accumulator=False):  # noqa: ANN001, ANN202
+def _compile_warmup(net, patch, precision) -> dict:  # noqa: ANN001
+    """Compile ``net`` for one tile with the (empty) kernel cache: the one-time cost of a first --compile run."""
+    import torch
+
+    from segforge.inference.compiled import CompiledForward
+
+    forward = CompiledForward(net)
+    x = torch.zeros(1, 1, *patch)
+    times = []
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast("cpu", enabled=False)
+    with torch.inference_mode(), ctx:
+        for _ in range(2):
+            start = time.perf_counter()
+            forward(x)
+            times.append(time.perf_counter() - start)
+    if forward.failed:
+        raise SystemExit(f"compile failed: {forward.failed}")
+    return {"cold_compile_s": times[0] - times[1], "compiled_pass_s": times[1]}
+
+
+def _segforge_runner(net, mirror, precision, patch, nnunet_accumulator=False, compile_=False):  # noqa: ANN001, ANN202
     """``nnunet_accumulator``: nnU-Net's numerics (float16 accumulator, its unclamped float16 Gaussian) to show
     that the argmax differences of the fp32 run come from nnU-Net's float16 rounding, not from the tiling."""
     from segforge.inference import sliding_window
@@ -227,7 +258,8 @@ def _segforge_runner(net, mirror, precision, patch, nnunet_accumulator=False):  
     if nnunet_accumulator:
         sliding_window.FP16_MAP_FLOOR = 0.0
         accumulator = "float16"
-    settings = SlidingWindowSettings(patch, mirror_axes=mirror, precision=precision, accumulator_dtype=accumulator)
+    settings = SlidingWindowSettings(patch, mirror_axes=mirror, precision=precision, accumulator_dtype=accumulator,
+                                     compile=compile_)  # fmt: skip
     predictor = SlidingWindowPredictor(net, settings)
     return lambda image: predictor.predict_logits(image).float()
 
@@ -254,18 +286,20 @@ def run_a(work: Path, shape: tuple[int, ...], patch: tuple[int, ...], mirror_mod
     threads = args.threads
     prepare_a(work, shape, args.a_weights)
     runs = []
+    env = {**child_env(threads), "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor_cache")}
     for mirror in mirror_modes:
-        plan = [("nnunet", "fp32"), ("monai", "fp32"), ("segforge", "fp32"), ("segforge", "bf16")]
-        if not mirror:
-            plan.append(("segforge-acc16", "fp32"))
+        plan = [tuple(name.split("_")) for name in args.runs]
+        plan = [(runner, precision) for runner, precision in plan if not (mirror and runner == "segforge-acc16")]
         for runner, precision in plan:
+            if runner == "segforge-compiled" and not any(r.get("warmup") == precision for r in runs):
+                runs.append(_warm_up(work, patch, precision, threads, env))
             tag = f"{runner}_{precision}_{'mirror' if mirror else 'plain'}"
             cmd = [sys.executable, __file__, "--child", "a", "--runner", runner, "--precision", precision,
                    "--work", str(work), "--tag", tag, "--threads", str(threads)]  # fmt: skip
             cmd += ["--patch-a", *map(str, patch)] + (["--mirror-child"] if mirror else [])
             print(f"(a) {tag} ...", flush=True)
             result = {"part": "a", "runner": runner, "precision": precision, "mirror": mirror, "tag": tag,
-                      **measure(cmd, child_env(threads), work / f"a_{tag}.log")}  # fmt: skip
+                      **measure(cmd, env, work / f"a_{tag}.log")}  # fmt: skip
             print(f"    {result.get('seconds', float('nan')):.1f} s, peak {result['peak_rss_gb']:.2f} GB", flush=True)
             runs.append(result)
         _agreement(work, runs, mirror, patch)
@@ -273,6 +307,20 @@ def run_a(work: Path, shape: tuple[int, ...], patch: tuple[int, ...], mirror_mod
     for r in runs:
         r["voxels_per_s"] = voxels / r["seconds"] if r.get("seconds") else None
     return runs
+
+
+def _warm_up(work: Path, patch: tuple[int, ...], precision: str, threads: int, env: dict[str, str]) -> dict:
+    """Fill the (emptied) inductor kernel cache with one compile; its time is the cold-compile cost."""
+    import shutil
+
+    shutil.rmtree(work / "inductor_cache", ignore_errors=True)
+    cmd = [sys.executable, __file__, "--child", "a", "--runner", "segforge-compiled", "--precision", precision,
+           "--work", str(work), "--tag", "warmup", "--threads", str(threads), "--warmup",
+           "--patch-a", *map(str, patch)]  # fmt: skip
+    print(f"(a) compile warm-up {precision} ...", flush=True)
+    result = {"part": "a-warmup", "warmup": precision, **measure(cmd, env, work / f"a_warmup_{precision}.log")}
+    print(f"    cold compile {result.get('cold_compile_s', float('nan')):.1f} s", flush=True)
+    return result
 
 
 def _agreement(work: Path, runs: list[dict], mirror: bool, patch: tuple[int, ...]) -> None:
@@ -289,7 +337,7 @@ def _agreement(work: Path, runs: list[dict], mirror: bool, patch: tuple[int, ...
         return
     ref = np.load(ref_path)
     low_weight = _nnunet_weight_sum(ref.shape, patch) < 1e-2
-    for r in runs:
+    for r in (r for r in runs if r["part"] == "a"):
         path = work / f"a_{r['tag']}.npy"
         if r["mirror"] == mirror and path.exists():
             same = np.load(path) == ref
@@ -423,6 +471,10 @@ def run_b(work: Path, shape: tuple[int, ...], threads: int, overlap: bool, preci
 # -- report -----------------------------------------------------------------------------------------------
 def report(runs: list[dict]) -> None:
     a = [r for r in runs if r["part"] == "a"]
+    for w in (r for r in runs if r["part"] == "a-warmup"):
+        cold = w.get("cold_compile_s", float("nan"))
+        print(f"\n(a) compile with an empty kernel cache ({w['warmup']}): {cold:.1f} s once; "
+              "the compiled runs below use the filled cache")  # fmt: skip
     for mirror in (False, True):
         rows = [r for r in a if r["mirror"] == mirror]
         if not rows:
@@ -462,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="(a) 'trained' (trained once on CT-like data, cached in benchmarks/.ct_weights.pt), "
                         "'random' (seed 0), or a state-dict file")  # fmt: skip
     parser.add_argument("--patch-a", nargs=3, type=int, default=list(CT_PATCH), help="(a) patch (smoke tests)")
+    parser.add_argument("--runs", nargs="+", default=list(A_RUNS), choices=list(A_RUNS),
+                        help="(a) runs (segforge-acc16 runs without mirroring only)")  # fmt: skip
     parser.add_argument("--shape-b", nargs=3, type=int, default=[300, 512, 512])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--overlap", action="store_true", help="(b) segforge predict --overlap")
@@ -475,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror-child", dest="mirror_child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--tag", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         args.mirror = args.mirror_child

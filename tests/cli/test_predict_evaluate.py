@@ -95,6 +95,28 @@ def test_overlapped_cli_run_with_probabilities(cli, trained, tmp_path):
     assert (probs.argmax(0) == read(tmp_path / "out" / "case_001.nii.gz")).mean() > 0.99
 
 
+def test_compile_without_a_compiler_warns_in_one_line_and_predicts_eagerly(cli, trained, tmp_path, monkeypatch):
+    import torch
+
+    results, images = trained
+    args = ("predict", "-i", str(images), "-m", str(results / RUN), "-f", "0", "--no-tta", "--sequential")
+    assert cli(*args, "-o", str(tmp_path / "eager")).exit_code == 0
+
+    def unavailable(x):
+        raise RuntimeError("inductor: C++ compiler not found")
+
+    monkeypatch.setattr(torch, "compile", lambda net, **kwargs: unavailable)
+    run = cli(*args, "-o", str(tmp_path / "compiled"), "--compile")
+    assert run.exit_code == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if "could not compile" in line]
+    assert lines == ["warning: could not compile the network (RuntimeError: inductor: C++ compiler not found); "
+                     "predicting without --compile"]  # fmt: skip
+    assert "Traceback" not in run.stderr and "CompileFallbackWarning" not in run.stderr
+    for cid in ("case_000", "case_001", "case_002"):
+        np.testing.assert_array_equal(read(tmp_path / "compiled" / f"{cid}.nii.gz"),
+                                      read(tmp_path / "eager" / f"{cid}.nii.gz"))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("args", "message", "hint"),
     [

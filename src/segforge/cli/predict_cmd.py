@@ -9,7 +9,9 @@ summary table to stdout.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -165,6 +167,14 @@ def predict_command(
     disable_postprocessing: Annotated[
         bool, typer.Option("--disable-postprocessing", help="Ignore the model's postprocessing.json.")
     ] = False,
+    compile_: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Compile the network with torch.compile: ~1.25x faster fp32 passes on the CPU for large patches, "
+            "after a one-time compile of 10-30 s (needs a C++ compiler; falls back to eager with a warning).",
+        ),
+    ] = False,
 ) -> None:
     """Segment every case in a folder with a trained model (an ensemble over folds)."""
     from types import SimpleNamespace
@@ -195,7 +205,7 @@ def predict_command(
                         folds=lowres_folds(lowres_dir, fold_names), checkpoint=checkpoint, no_tta=no_tta,
                         step_size=step_size, device=device, precision=precision, part_id=part_id,
                         num_parts=num_parts, continue_=continue_, model_dir=lowres_dir, overlap=overlap,
-                        disable_postprocessing=disable_postprocessing)  # fmt: skip
+                        disable_postprocessing=disable_postprocessing, compile_=compile_)  # fmt: skip
     jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, image_channels(model),
                               part_id=part_id, num_parts=num_parts, skip_existing=continue_)  # fmt: skip
     remove_interrupted_exports(jobs, image_io)
@@ -204,7 +214,7 @@ def predict_command(
     check_prediction_memory(jobs, model, default_overlap(torch_device, overlap), save_probabilities)
     settings = SlidingWindowSettings(
         tuple(model.configuration.patch_size), step_size=step_size,
-        mirror_axes=None if no_tta else model.mirror_axes, precision=precision,
+        mirror_axes=None if no_tta else model.mirror_axes, precision=precision, compile=compile_,
     )  # fmt: skip
     from segforge.postprocessing.apply import prediction_hook
 
@@ -227,10 +237,31 @@ def predict_command(
                                     registries=registries)  # fmt: skip
         pipeline.postprocess = postprocess
         progress = _Progress(len(jobs))
-        with progress.progress:
+        with progress.progress, _compile_warnings_as_messages():
             results = run_jobs(pipeline, jobs, overlap=default_overlap(torch_device, overlap), progress=progress)
     render.show(summary_table(results, skipped))
     render.message(f"{len(results)} case(s) predicted in {time.perf_counter() - start:.1f} s -> {output_folder}")
+
+
+@contextlib.contextmanager
+def _compile_warnings_as_messages() -> Iterator[None]:
+    """Show a ``--compile`` fallback as one line on stderr when it happens (not Python's warning format)."""
+    import warnings
+
+    from segforge.inference.compiled import CompileFallbackWarning
+
+    with warnings.catch_warnings():  # restores showwarning and the filters on exit
+        warnings.simplefilter("always", CompileFallbackWarning)
+        original = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, CompileFallbackWarning):
+                render.message(f"warning: {message}", style="yellow")
+            else:
+                original(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}

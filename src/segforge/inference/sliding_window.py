@@ -17,7 +17,10 @@ nnU-Net v2's ``predict_sliding_window_return_logits``; what differs is cost:
   helps small patches; input tiles are copied into one reused buffer;
 - on the CPU, freed feature maps stay in the heap between tiles (:mod:`.allocator`), which
   removes most page-fault time, and on CPUs with native bf16 the forward pass runs under
-  bfloat16 autocast by default (``precision="fp32"`` for nnU-Net's arithmetic).
+  bfloat16 autocast by default (``precision="fp32"`` for nnU-Net's arithmetic);
+- ``compile=True`` runs each network through ``torch.compile`` (:mod:`.compiled`): fused
+  norm + activation and packed weights, ~1.25x per fp32 forward pass on the CPU, paid for by a
+  one-time compile.
 
 Works with any ``nn.Module`` mapping ``[B, C_in, *patch]`` to ``[B, C_out, *patch]`` logits
 (a list/tuple output, as deep supervision gives, uses its first element).
@@ -64,7 +67,8 @@ class SlidingWindowSettings:
 
     ``precision`` is the forward pass' autocast: ``fp32`` (none), ``bf16`` (CPU or CUDA),
     ``fp16`` (CUDA), ``auto`` = fp16 on CUDA (nnU-Net), bf16 on CPUs with native bf16, else fp32.
-    ``accumulator_dtype`` None: float16 on CUDA, float32 on the CPU.
+    ``accumulator_dtype`` None: float16 on CUDA, float32 on the CPU. ``compile``: forward passes
+    through ``torch.compile`` (falls back to eager with a warning where compiling fails).
     """
 
     patch_size: tuple[int, ...]
@@ -75,6 +79,7 @@ class SlidingWindowSettings:
     accumulator_dtype: Literal["float32", "float16"] | None = None
     max_batch_voxels: int = DEFAULT_MAX_BATCH_VOXELS
     reuse_memory: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_step_size(self.step_size)
@@ -141,6 +146,11 @@ class SlidingWindowPredictor:
         self.flips = mirror_combinations(settings.mirror_axes)
         for net in self.networks:
             net.to(self.device).eval()
+        self.forwards: list[Callable[[torch.Tensor], Any]] = list(self.networks)
+        if settings.compile:
+            from segforge.inference.compiled import CompiledForward
+
+            self.forwards = [CompiledForward(net, self.device.type) for net in self.networks]
 
     # -- public ---------------------------------------------------------------------------
     def predict_logits(self, image: np.ndarray | torch.Tensor, progress: ProgressFn | None = None) -> torch.Tensor:
@@ -210,7 +220,7 @@ class SlidingWindowPredictor:
 
         per_pass = max(1, self.settings.max_batch_voxels // (len(x) * math.prod(self.settings.patch_size)))
         total = None
-        for net in self.networks:
+        for net in self.forwards:
             for first in range(0, len(self.flips), per_pass):
                 flips = self.flips[first : first + per_pass]
                 inputs = [torch.flip(x, tensor_axes(axes)) if axes else x for axes in flips]
@@ -227,7 +237,7 @@ class SlidingWindowPredictor:
         count = len(self.networks) * len(self.flips)
         return total.div_(count) if count > 1 else total
 
-    def _forward(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, net: Callable[[torch.Tensor], Any], x: torch.Tensor) -> torch.Tensor:
         import torch
 
         if self.autocast_dtype is None:
