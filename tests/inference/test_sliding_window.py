@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import numpy as np
@@ -213,3 +214,28 @@ def test_heap_reuse_is_restored_after_prediction():
     assert seen == ([1] if allocator.heap_reuse_available() else [0]) and allocator._depth == 0
     fp32_window(Probe(), torch.zeros(1, 8, 8, 8), (8, 8, 8), reuse_memory=False)
     assert seen[-1] == 0
+
+
+class HalfResolution(nn.Module):
+    """A network that forgot its last upsampling: logits at half the patch size."""
+
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 2, *(s // 2 for s in x.shape[2:]))
+
+
+class NamedOutputs(nn.Module):
+    def forward(self, x):
+        return {"logits": torch.zeros(x.shape[0], 2, *x.shape[2:])}
+
+
+@pytest.mark.parametrize(
+    ("net", "got"),
+    [(HalfResolution(), "returned shape [1, 2, 4, 4, 4]"), (NamedOutputs(), "returned a dict")],
+)
+def test_a_network_returning_the_wrong_shape_is_named_with_the_fix(net, got):
+    from segforge.errors import SegforgeError
+
+    with pytest.raises(SegforgeError, match=rf"network {type(net).__name__} {re.escape(got)} for an input batch of "
+                       r"shape \[1, 1, 8, 8, 8\]") as info:  # fmt: skip
+        fp32_window(net, np.zeros((1, 8, 8, 8), np.float32), (8, 8, 8))
+    assert "[batch, classes, *patch]" in info.value.hint

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from segforge.errors import UsageError
+from segforge.errors import SegforgeError, UsageError
 from segforge.inference.allocator import mmap_allowed, retain_freed_memory
 from segforge.inference.gaussian import gaussian_tensor
 from segforge.inference.mirroring import check_mirror_axes, mirror_combinations, tensor_axes
@@ -245,7 +245,29 @@ class SlidingWindowPredictor:
         else:
             ctx = torch.autocast(self.device.type, dtype=self.autocast_dtype)
         with ctx:
-            return _first_output(net(x))
+            out = _first_output(net(x))
+        _check_output(out, x, net)
+        return out
+
+
+def _check_output(out: Any, x: torch.Tensor, net: Any) -> None:
+    """A network (a plugin's, say) must map ``[B, C_in, *patch]`` to ``[B, C_out, *patch]``.
+
+    Checked on every pass (a shape comparison): otherwise a wrong shape surfaces later as a
+    broadcasting error inside the accumulator that names neither the network nor the fix.
+    """
+    import torch
+
+    shape = list(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape is not None and len(shape) == x.ndim and shape[0] == x.shape[0] and shape[2:] == list(x.shape[2:]):
+        return
+    name = type(getattr(net, "net", net)).__name__  # a CompiledForward holds the network in .net
+    got = f"shape {shape}" if shape is not None else f"a {type(out).__name__}"
+    raise SegforgeError(
+        f"network {name} returned {got} for an input batch of shape {list(x.shape)}",
+        hint="a segmentation network returns logits [batch, classes, *patch] (with deep supervision: a list, "
+        "full resolution first); check its forward()",
+    )
 
 
 def tile_region(start: tuple[int, ...], patch: tuple[int, ...]) -> tuple[Any, ...]:
