@@ -7,7 +7,7 @@ Inductor with ``freezing`` (the weights become constants) packs the convolution 
 and fuses norm + activation into one generated kernel. Measured on a 96x160x128 tile of
 nnU-Net's 3d_fullres CT network (2 cores, fp32): eager 6.4-6.6 s, compiled 5.0-5.3 s per pass,
 logits within 6e-6 of eager, identical argmax. The price is a one-time compile when the first
-tile is predicted (about 30 s with an empty kernel cache, 8 s once the cache in
+tile is predicted (20-25 s with an empty kernel cache, ~12 s once the cache in
 ``TORCHINDUCTOR_CACHE_DIR`` holds the kernels), so it pays off for large patches and many
 tiles, not for a handful of small ones - hence opt-in (``segforge predict --compile``).
 

@@ -220,11 +220,13 @@ class SlidingWindowPredictor:
 
         per_pass = max(1, self.settings.max_batch_voxels // (len(x) * math.prod(self.settings.patch_size)))
         total = None
-        for net in self.forwards:
+        for net, forward in zip(self.networks, self.forwards, strict=True):
             for first in range(0, len(self.flips), per_pass):
                 flips = self.flips[first : first + per_pass]
                 inputs = [torch.flip(x, tensor_axes(axes)) if axes else x for axes in flips]
-                out = self._forward(net, torch.cat(inputs) if len(inputs) > 1 else inputs[0])
+                batch = torch.cat(inputs) if len(inputs) > 1 else inputs[0]
+                out = self._forward(forward, batch)
+                _check_output(out, batch, net)
                 for k, axes in enumerate(flips):
                     part = out[k * len(x) : (k + 1) * len(x)]
                     part = torch.flip(part, tensor_axes(axes)) if axes else part
@@ -237,7 +239,7 @@ class SlidingWindowPredictor:
         count = len(self.networks) * len(self.flips)
         return total.div_(count) if count > 1 else total
 
-    def _forward(self, net: Callable[[torch.Tensor], Any], x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, forward: Callable[[torch.Tensor], Any], x: torch.Tensor) -> torch.Tensor:
         import torch
 
         if self.autocast_dtype is None:
@@ -245,12 +247,10 @@ class SlidingWindowPredictor:
         else:
             ctx = torch.autocast(self.device.type, dtype=self.autocast_dtype)
         with ctx:
-            out = _first_output(net(x))
-        _check_output(out, x, net)
-        return out
+            return _first_output(forward(x))
 
 
-def _check_output(out: Any, x: torch.Tensor, net: Any) -> None:
+def _check_output(out: Any, x: torch.Tensor, net: nn.Module) -> None:
     """A network (a plugin's, say) must map ``[B, C_in, *patch]`` to ``[B, C_out, *patch]``.
 
     Checked on every pass (a shape comparison): otherwise a wrong shape surfaces later as a
@@ -261,10 +261,9 @@ def _check_output(out: Any, x: torch.Tensor, net: Any) -> None:
     shape = list(out.shape) if isinstance(out, torch.Tensor) else None
     if shape is not None and len(shape) == x.ndim and shape[0] == x.shape[0] and shape[2:] == list(x.shape[2:]):
         return
-    name = type(getattr(net, "net", net)).__name__  # a CompiledForward holds the network in .net
     got = f"shape {shape}" if shape is not None else f"a {type(out).__name__}"
     raise SegforgeError(
-        f"network {name} returned {got} for an input batch of shape {list(x.shape)}",
+        f"network {type(net).__name__} returned {got} for an input batch of shape {list(x.shape)}",
         hint="a segmentation network returns logits [batch, classes, *patch] (with deep supervision: a list, "
         "full resolution first); check its forward()",
     )
