@@ -4,11 +4,13 @@ Same network, same weights, same input; runs where nnunetv2 is importable (``/wo
 nnU-Net accumulates in float16 (on the CPU too) with a float16 Gaussian whose tile corners
 underflow to the smallest subnormal, so near the image's edges and corners its logits keep only
 a few bits; segforge's float32 result differs there and nowhere else. Argmax agreement must be
->= 99.9 %, and the float16 accumulator with nnU-Net's map reproduces nnU-Net almost exactly.
+>= 99.9 % (compiled too), and the float16 accumulator with nnU-Net's map reproduces nnU-Net almost
+exactly.
 """
 
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +20,7 @@ import torch
 nnunet_predict = pytest.importorskip("nnunetv2.inference.predict_from_raw_data", reason="nnunetv2 is not installed")
 
 from segforge.inference import sliding_window  # noqa: E402
+from segforge.inference.compiled import CompileFallbackWarning  # noqa: E402
 from segforge.inference.sliding_window import predict_sliding_window  # noqa: E402
 from segforge.networks.generic_unet import GenericUNetBuilder  # noqa: E402
 
@@ -62,6 +65,16 @@ def test_fp32_argmax_matches_nnunet(net, shape, patch, mirror_axes, step):
     assert ours.shape == ref.shape
     agreement = (ours.argmax(0) == ref.argmax(0)).double().mean().item()
     assert agreement >= 0.999, agreement
+
+
+def test_compiled_fp32_argmax_matches_nnunet(net):
+    """``segforge predict --compile`` keeps the equivalence (the benchmark's fast fp32 mode)."""
+    image = np.random.default_rng(1).normal(size=(1, 32, 48, 40)).astype(np.float32)
+    ref = nnunet_logits(net, image, (16, 24, 20), (1, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CompileFallbackWarning)  # compiled for real, not the eager fallback
+        ours = predict_sliding_window(net, image, (16, 24, 20), mirror_axes=(1, 2), precision="fp32", compile=True)
+    assert (ours.argmax(0) == ref.argmax(0)).double().mean().item() >= 0.999
 
 
 def test_fp16_accumulator_with_nnunets_map_reproduces_nnunet(net, monkeypatch):
