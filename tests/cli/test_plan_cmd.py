@@ -231,3 +231,23 @@ def test_lowres_and_fullres_worker_counts_go_to_separate_runs(monkeypatch):
     calls.clear()
     plan_cmd.preprocess_step(None, plans, ["2d", "3d_lowres"], lowres_workers=2, full_workers=2)
     assert calls == [(["2d", "3d_lowres"], 2)]
+
+
+def test_network_params_fixed_at_planning_time(task: Path, folders, run_main):
+    """--network-param replaces the builder's proposal in every configuration; patch and batch follow it."""
+    _, pre = folders
+    code, _, err = run_main(
+        ["plan", "--task", "7", "-np", "1", "--network-param", "nonlin=relu", "--network-param", "dropout=0.1"]
+    )
+    assert code == 0, err
+    plans = json.loads((pre / "Task007_Ellipses" / "segforgePlans.json").read_text())
+    for conf in plans["configurations"].values():
+        assert conf["network"]["params"]["nonlin"] == "relu" and conf["network"]["params"]["dropout"] == 0.1
+
+
+def test_unknown_network_param_is_one_line_error(task: Path, folders, run_main):
+    code, _, err = run_main(["plan", "--task", "7", "-np", "1", "--network-param", "nonlinn=relu"])
+    assert code != 0
+    assert "network 'generic_unet' params: nonlinn" in err and "Traceback" not in err
+    code, _, err = run_main(["plan", "--task", "7", "-np", "1", "--network-param", "nonlin"])
+    assert code != 0 and "--network-param 'nonlin' is not KEY=VALUE" in err

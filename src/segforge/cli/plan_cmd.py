@@ -32,6 +32,14 @@ WorkersOpt = Annotated[
 ]
 PlannerOpt = Annotated[str, typer.Option("--planner", help="Planner component (registry name).")]
 NetworkOpt = Annotated[str, typer.Option("--network", help="Network builder the plans are made for.")]
+NetworkParamOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--network-param",
+        help="KEY=VALUE fixing one of the network's params in every configuration (JSON values; repeatable); "
+        "`segforge components show network NAME` lists them.",
+    ),
+]
 GpuOpt = Annotated[
     Optional[float], typer.Option("--gpu-memory-gb", help="Memory budget of one training step in GiB (default 8).")
 ]
@@ -129,21 +137,40 @@ def plan_step(
     configs: list[str] | None,
     gpu_memory_gb: float | None,
     overwrite: bool,
+    network_params: list[str] | None = None,
 ) -> tuple[Plans, Path]:
     """Plan, then write the plans (or keep identical existing ones); returns the plans and their file."""
     from segforge.planning.experiment import plan_experiment, plans_path
     from segforge.planning.label_plans import with_label_scheme
 
-    params = {"gpu_memory_gb": gpu_memory_gb} if gpu_memory_gb is not None else None
+    params: dict[str, Any] = {"gpu_memory_gb": gpu_memory_gb} if gpu_memory_gb is not None else {}
+    if network_params:
+        params["network_params"] = parse_network_params(network_params)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        plans = plan_experiment(fingerprint, planner=planner, network=network, params=params, configurations=configs)
+        plans = plan_experiment(
+            fingerprint, planner=planner, network=network, params=params or None, configurations=configs
+        )
     plans = with_label_scheme(plans, raw.dataset_json)
     for w in caught:
         render.message(f"warning: {w.message}", style="yellow")
     path = plans_path(raw.name, plans.plans_name)
     render.message(f"{write_plans(plans, path, overwrite)} plans {path}")
     return plans, path
+
+
+def parse_network_params(items: list[str]) -> dict[str, Any]:
+    """``["embed_dim=24", "depths=[2,2]"]`` as a dict (JSON values, plain text otherwise)."""
+    from segforge.errors import UsageError
+    from segforge.training.overrides import parse_value
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--network-param '{item}' is not KEY=VALUE", hint="e.g. --network-param nonlin=relu")
+        out[key.strip()] = parse_value(value.strip())
+    return out
 
 
 #: plans made by another segforge or plugin version with the same decisions are kept as they are
@@ -269,6 +296,7 @@ def plan_command(
     task: TaskOpt,
     planner: PlannerOpt = "default",
     network: NetworkOpt = "generic_unet",
+    network_param: NetworkParamOpt = None,
     configs: Annotated[Optional[list[str]], typer.Option("--configs", "-c", help=CONFIGS_HELP)] = None,
     gpu_memory_gb: GpuOpt = None,
     overwrite_plans: OverwritePlansOpt = False,
@@ -286,8 +314,9 @@ def plan_command(
     raw = open_task(task)
     fp = fingerprint_step(raw, _workers(num_processes), overwrite=False)
     plans, _ = plan_step(
-        raw, fp, planner=planner, network=network, configs=names, gpu_memory_gb=gpu_memory_gb, overwrite=overwrite_plans
-    )
+        raw, fp, planner=planner, network=network, configs=names, gpu_memory_gb=gpu_memory_gb,
+        overwrite=overwrite_plans, network_params=network_param,
+    )  # fmt: skip
     render.show(plans_table(plans))
 
 
@@ -300,6 +329,7 @@ def plan_and_preprocess_command(
     no_pp: Annotated[bool, typer.Option("--no-pp", help="Only fingerprint and plan; do not preprocess.")] = False,
     planner: PlannerOpt = "default",
     network: NetworkOpt = "generic_unet",
+    network_param: NetworkParamOpt = None,
     configs: Annotated[
         Optional[list[str]], typer.Option("--configs", "-c", help=CONFIGS_HELP + " Default: 2d 3d_fullres 3d_lowres.")
     ] = None,
@@ -323,8 +353,9 @@ def plan_and_preprocess_command(
         verify(raw, workers)
     fp = fingerprint_step(raw, workers, overwrite=clean)
     plans, _ = plan_step(
-        raw, fp, planner=planner, network=network, configs=None, gpu_memory_gb=gpu_memory_gb, overwrite=overwrite_plans
-    )
+        raw, fp, planner=planner, network=network, configs=None, gpu_memory_gb=gpu_memory_gb,
+        overwrite=overwrite_plans, network_params=network_param,
+    )  # fmt: skip
     render.show(plans_table(plans))
     if not no_pp:
         lowres_workers = _workers(tl if tl is not None else workers, "-tl")

@@ -29,6 +29,7 @@ import numpy as np
 
 from segforge.errors import ConfigError, SegforgeError
 from segforge.networks.builder import TopologyRequest
+from segforge.registry import parse_component_params
 
 #: nnU-Net v2's initial patch volumes: 256^3 voxels in 3D, 2048^2 pixels in 2D
 INITIAL_PATCH_EDGE = {2: 2048, 3: 256}
@@ -47,6 +48,8 @@ class FitRequest:
     dataset_voxels: float
     min_batch_size: int = 2
     max_dataset_fraction: float = 0.05
+    #: params the user fixed (``--network-param``): they replace the builder's proposal for every patch
+    fixed_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +88,9 @@ class _Search:
         """Params for ``patch`` and the patch snapped up to what they accept."""
         r = self.request
         params = self.builder.propose(TopologyRequest(tuple(patch), r.spacing, r.in_channels, r.num_classes))
+        if r.fixed_params:
+            merged = {**params.model_dump(mode="json"), **r.fixed_params}
+            params = parse_component_params("network", self.builder.name, self.builder.Params, merged)
         constraints = self.builder.constraints(params)
         snapped = tuple(int(p) for p in constraints.round_up(tuple(patch)))
         if not constraints.accepts(snapped):

@@ -69,6 +69,11 @@ class DefaultPlannerParams(BaseModel):
     mask_size_threshold: float = Field(0.75, gt=0, le=1, description="use the nonzero mask below this crop ratio")
     suppress_transpose: bool = Field(False, description="keep the raw axis order")
     target_spacing: list[float] | None = Field(None, description="override the 3d_fullres spacing (array order)")
+    network_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="network params fixed in every configuration (e.g. {'embed_dim': 24}); they replace what the "
+        "builder proposes, and patch and batch are searched with them (`--network-param KEY=VALUE`)",
+    )
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,7 @@ class _Context:
             dataset_voxels=voxels,
             min_batch_size=self.params.min_batch_size,
             max_dataset_fraction=self.params.max_dataset_fraction,
+            fixed_params=dict(self.params.network_params),
         )
         fit = fit_network(self.builder, request, cache=self.cache)
         for note in fit.notes:
