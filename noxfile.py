@@ -69,6 +69,25 @@ def plugins(session: nox.Session) -> None:
         if name not in dists:
             session.error(f"{name} is installed but `segforge plugins list` does not show it as ok")
         session.log(f"{name}: listed and its tests pass")
+    _check_generated_skeleton(session)
+
+
+def _check_generated_skeleton(session: nox.Session) -> None:
+    """``segforge plugins new`` output installs, is listed as ok and passes its contract tests as generated."""
+    import tempfile
+
+    parent = Path(tempfile.mkdtemp(prefix="segforge-skeleton-"))
+    session.run("segforge", "plugins", "new", "skeleton-check", "-o", str(parent))
+    package = parent / "segforge-skeleton-check"
+    session.install("-e", str(package))
+    session.run("pytest", "-q", str(package / "tests"))
+    out = session.run("segforge", "plugins", "list", "--json", silent=True)
+    data = json.loads(out)
+    listed = data["plugins"] if isinstance(data, dict) else data
+    if "segforge-skeleton-check" not in {p["dist"] for p in listed if p["status"] == "ok"}:
+        session.error("the generated plugin skeleton is installed but not listed as ok")
+    session.run("pip", "uninstall", "-y", "segforge-skeleton-check")
+    session.log("generated plugin skeleton: installed, listed and its tests pass")
 
 
 def _dist_name(folder: Path) -> str:

@@ -12,7 +12,8 @@ and version without needing to know about ``--all``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -144,6 +145,25 @@ def show_plugin(
     render.show(*parts)
 
 
+def new_plugin(
+    name: Annotated[str, typer.Argument(help="Plugin name, e.g. my-unet (the package is segforge-my-unet).")],
+    network: Annotated[
+        Optional[str], typer.Option("--network", help="Name of the network it registers (default: NAME_net).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to create the package in.")] = Path("."),
+) -> None:
+    """Write a plugin package that works as generated: entry point, one network builder, contract tests.
+
+    Then: `pip install -e ./segforge-NAME[test]`, `python -m pytest segforge-NAME/tests`.
+    """
+    from segforge.scaffold.skeleton import SkeletonNames, write_skeleton
+
+    names = SkeletonNames.from_plugin(name, network)
+    target = write_skeleton(names, output)
+    render.message(f"wrote {target} (plugin '{names.plugin}', network '{names.network}')")
+    render.message(f"next: pip install -e '{target}[test]' && python -m pytest {target / 'tests'}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``plugins`` command group to the root app."""
     group = typer.Typer(
@@ -151,4 +171,5 @@ def register(app: typer.Typer) -> None:
     )
     group.command("list")(list_plugins)
     group.command("show")(show_plugin)
+    group.command("new")(new_plugin)
     app.add_typer(group, name="plugins")
