@@ -90,6 +90,39 @@ def _check_generated_skeleton(session: nox.Session) -> None:
     session.log("generated plugin skeleton: installed, listed and its tests pass")
 
 
+#: nnU-Net v2 and MONAI's own requirements, minus torch (pinned first) and torchvision (its PyPI build
+#: needs a CUDA torch); installed with --no-deps below so nothing can replace the CPU torch
+PEER_NO_DEPS = [
+    "nnunetv2==2.8.1", "dynamic-network-architectures>=0.4.4,<0.5", "batchgeneratorsv2>=0.3.2",
+    "acvl-utils>=0.2.6,<0.3", "timm", "monai==1.6.1",
+]  # fmt: skip
+PEER_DEPS = [
+    "tqdm", "scipy", "batchgenerators>=0.25.1", "numpy", "scikit-learn", "scikit-image>=0.19.3", "SimpleITK",
+    "pandas", "graphviz", "tifffile", "requests", "nibabel", "matplotlib", "seaborn", "imagecodecs", "yacs",
+    "einops", "blosc2>=3.3.2", "psutil", "connected-components-3d", "fft-conv-pytorch", "huggingface_hub",
+    "safetensors", "pyyaml",
+]  # fmt: skip
+
+
+@nox.session(reuse_venv=True)
+def peers(session: nox.Session) -> None:
+    """The peer environment of the benchmarks and parity tests: nnU-Net v2 and MONAI beside segforge.
+
+    One command, CPU torch kept: ``nox -s peers``; then run a benchmark with
+    ``.nox/peers/bin/python benchmarks/predict.py`` or a parity test with
+    ``.nox/peers/bin/python -m pytest tests/preprocessing/test_nnunet_parity.py``.
+    """
+    _install_segforge(session)
+    session.install("--no-deps", *PEER_NO_DEPS)
+    session.install(*PEER_DEPS)
+    session.run(
+        "python", "-c",
+        "import torch, monai; from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor; "
+        "from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer; "
+        "print('peers ready: torch', torch.__version__, 'monai', monai.__version__)",
+    )  # fmt: skip
+
+
 def _dist_name(folder: Path) -> str:
     import tomllib
 

@@ -10,7 +10,7 @@ Measures, for nnU-Net's hippocampus patch [40, 56, 40] and batch sizes 2 and 7:
    decides whether they help;
 3. the peer: nnU-Net v2's ``nnUNetDataLoader`` with its default training transforms,
    in-process, on nnU-Net's own preprocessed copy of the dataset (only when ``nnunetv2`` is
-   importable and the preprocessed folder exists, e.g. run with /work/nnunet-venv/bin/python).
+   importable and the preprocessed folder exists, e.g. run with .nox/peers/bin/python, built by ``nox -s peers``).
 
 The segforge cases are made here with a minimal preprocessing (crop to nonzero, z-score,
 nnU-Net's class-location sampling; hippocampus is already at its 1 mm target spacing) so the
@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _paths import hippocampus_msd, nnunet_ref, work_dir
 
-DEFAULT_MSD = Path(os.environ.get("SEGFORGE_TEST_DATA", "/work/shared/data")) / "Task04_Hippocampus"
-NNUNET_PP = Path(os.environ.get("NNUNET_REF", "/work/nnunet_ref")) / "nnUNet_preprocessed" / "Dataset004_Hippocampus"
+DEFAULT_MSD = hippocampus_msd()
+NNUNET_PP = nnunet_ref() / "nnUNet_preprocessed" / "Dataset004_Hippocampus"
 PATCH = (40, 56, 40)
 
 
@@ -168,7 +169,7 @@ def nnunet_rate(batch_size: int, batches: int) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--msd", type=Path, default=DEFAULT_MSD)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/segforge_bench_hippocampus/bench_3d"))
+    ap.add_argument("--work", type=Path, default=work_dir("data_loader"))
     ap.add_argument("--cases", type=int, default=60)
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--train-steps", type=int, default=15)

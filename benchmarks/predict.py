@@ -1,10 +1,11 @@
 """Prediction benchmark: segforge vs nnU-Net v2 (and MONAI) on the same network and weights, one run, CPU.
 
-Run it in the environment that has nnU-Net v2 and MONAI (README: /work/nnunet-venv)::
+Run it in the environment that has nnU-Net v2 and MONAI (``nox -s peers`` builds it in .nox/peers;
+benchmarks/_paths.py lists the paths and variables)::
 
-    /work/nnunet-venv/bin/python benchmarks/predict.py                     # (a) without mirroring + (b)
-    /work/nnunet-venv/bin/python benchmarks/predict.py --parts a --mirror on
-    /work/nnunet-venv/bin/python benchmarks/predict.py --parts b --keep /tmp/pb
+    .nox/peers/bin/python benchmarks/predict.py                     # (a) without mirroring + (b)
+    .nox/peers/bin/python benchmarks/predict.py --parts a --mirror on
+    .nox/peers/bin/python benchmarks/predict.py --parts b --keep /tmp/pb  # any scratch folder
 
 (a) **Sliding-window throughput** on a CT-like volume (default 128x256x256, CT-normalized) with
     nnU-Net's default 3d_fullres network for BASELINES.md's CT plan (PlainConvUNet, 6 stages
@@ -43,6 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _paths import nnunet_ref
 from _rss import run_measured
 
 CT_PATCH = (96, 160, 128)
@@ -370,7 +372,7 @@ B_SPACING_PLAN = [2.5, 0.8, 0.8]
 
 
 def _nnunet_plans() -> dict:
-    template = Path(os.environ.get("NNUNET_REF", "/work/nnunet_ref")) / "nnUNet_preprocessed" / "Dataset900_CTLike"
+    template = nnunet_ref() / "nnUNet_preprocessed" / "Dataset900_CTLike"
     plans = json.loads((template / "nnUNetPlans.json").read_text())
     conf = plans["configurations"]["3d_fullres"]
     conf["spacing"] = B_SPACING_PLAN

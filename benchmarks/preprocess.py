@@ -8,9 +8,9 @@ segforge / nnU-Net. Goal: segforge <= 0.5x nnU-Net v2's wall time.
 
 Needs an environment with both installed (see benchmarks/README.md for the recipe)::
 
-    /work/nnunet-venv/bin/python benchmarks/preprocess.py                 # hippocampus (MSD folder)
-    /work/nnunet-venv/bin/python benchmarks/preprocess.py --ct-like       # 20 synthetic CT-like cases
-    /work/nnunet-venv/bin/python benchmarks/preprocess.py --keep /tmp/bench -np 2
+    .nox/peers/bin/python benchmarks/preprocess.py                 # hippocampus (MSD folder)
+    .nox/peers/bin/python benchmarks/preprocess.py --ct-like       # 20 synthetic CT-like cases
+    .nox/peers/bin/python benchmarks/preprocess.py --keep /tmp/bench -np 2
 
 Timed assertions do not belong in unit tests; this script only reports.
 """
@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _paths import hippocampus_msd
 from _rss import run_measured
 
-DEFAULT_MSD = Path(os.environ.get("SEGFORGE_TEST_DATA", "/work/shared/data")) / "Task04_Hippocampus"
+DEFAULT_MSD = hippocampus_msd()
 CT_LIKE_ID = 900
 POLL_S = 0.02
 

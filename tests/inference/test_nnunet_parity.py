@@ -1,6 +1,7 @@
 """segforge's fp32 sliding window vs nnU-Net v2's ``predict_sliding_window_return_logits``.
 
-Same network, same weights, same input; runs where nnunetv2 is importable (``/work/nnunet-venv``).
+Same network, same weights, same input; runs where nnunetv2 is importable (``nox -s peers`` builds
+such an environment in .nox/peers).
 nnU-Net accumulates in float16 (on the CPU too) with a float16 Gaussian whose tile corners
 underflow to the smallest subnormal, so near the image's edges and corners its logits keep only
 a few bits; segforge's float32 result differs there and nowhere else. Argmax agreement must be

@@ -1,7 +1,7 @@
 """segforge's preprocessing against nnU-Net v2's DefaultPreprocessor, run here on the same inputs and plans.
 
 Skipped unless nnunetv2 is importable (it is not a dependency): run it in an environment that has
-both, e.g. ``/work/nnunet-venv/bin/python -m pytest tests/preprocessing/test_nnunet_parity.py``.
+both, e.g. ``.nox/peers/bin/python -m pytest tests/preprocessing/test_nnunet_parity.py``.
 
 Tolerances: shapes, crop boxes, segmentations and sampled class locations must be *identical*;
 normalized intensities may differ by at most :data:`DATA_ATOL` (segforge resamples in float32,
