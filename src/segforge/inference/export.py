@@ -30,8 +30,8 @@ from segforge.atomic import atomic_path
 from segforge.config.plans import ConfigurationPlan, Plans
 from segforge.data.case_store import CaseProperties
 from segforge.errors import ConfigError
+from segforge.inference.case_geometry import check_logits_shape, label_canvas, paste_channels, resampled_channels
 from segforge.io.image_io import ImageProperties
-from segforge.preprocessing.resampling import resample_to_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -72,34 +72,6 @@ def label_values(plans: Plans, num_channels: int) -> np.ndarray:
     return np.asarray(values)
 
 
-def _channel(logits: Any, c: int) -> np.ndarray:
-    """Channel ``c`` as float32 numpy (no copy for float32 tensors/arrays)."""
-    if not isinstance(logits, np.ndarray):
-        return logits[c].float().cpu().numpy()
-    return logits[c].astype(np.float32, copy=False)
-
-
-def _resample_channel(x: np.ndarray, props: CaseProperties, conf: ConfigurationPlan) -> np.ndarray:
-    spec = conf.resampling
-    return resample_to_shape(
-        x[None], props.shape_after_cropping, props.spacing, props.original_spacing, is_seg=False,
-        order=spec.order_seg, order_z=spec.order_z_seg, force_separate_z=spec.force_separate_z,
-        anisotropy_threshold=spec.anisotropy_threshold,
-    )[0]  # fmt: skip
-
-
-def _crop_slices(props: CaseProperties) -> tuple[slice, ...]:
-    return tuple(slice(int(lo), int(hi)) for lo, hi in props.bbox)
-
-
-def _check_shape(logits: Any, props: CaseProperties) -> int:
-    shape = list(logits.shape[1:])
-    if shape != list(props.shape_after_resampling):
-        raise ValueError(f"logits of spatial shape {shape} do not match case '{props.case_id}' "
-                         f"({props.shape_after_resampling} after resampling)")  # fmt: skip
-    return int(logits.shape[0])
-
-
 def logits_to_segmentation(
     logits: np.ndarray | torch.Tensor,
     props: CaseProperties,
@@ -118,29 +90,20 @@ def logits_to_segmentation(
         from segforge.inference.regions import regions_to_segmentation
 
         return regions_to_segmentation(logits, props, plans, conf, keep_logits=keep_logits)
-    n = _check_shape(logits, props)
-    values = label_values(plans, n)
-    dtype = np.uint8 if values.max() < 256 else np.uint16
-    full = np.zeros(props.shape_before_cropping, dtype=dtype)
-    seg = full[_crop_slices(props)]
-    kept = None
+    values = label_values(plans, check_logits_shape(logits, props))
+    full, seg = label_canvas(props, values)
+    kept: list[np.ndarray | None] = [None] if keep_logits else None
     best = None
-    for c in range(n):
-        source = _channel(logits, c)
-        r = _resample_channel(source, props, conf)
-        if keep_logits:
-            if kept is None:
-                kept = np.empty((n, *r.shape), dtype=np.float32)
-            kept[c] = r
+    for c, source, r in resampled_channels(logits, props, conf, kept):
         if best is None:  # never write into the caller's logits (unresampled channels are views)
             best = r.copy() if np.may_share_memory(r, source) else r
             seg[...] = values[0]
             continue
         better = r > best
-        np.copyto(seg, values[c].astype(dtype), where=better)
+        np.copyto(seg, values[c].astype(seg.dtype), where=better)
         np.maximum(best, r, out=best)
         del r, better
-    return full.transpose(plans.transpose_backward), kept
+    return full.transpose(plans.transpose_backward), kept[0] if kept else None
 
 
 def softmax_probabilities(resampled_logits: np.ndarray, props: CaseProperties, plans: Plans) -> np.ndarray:
@@ -153,10 +116,7 @@ def softmax_probabilities(resampled_logits: np.ndarray, props: CaseProperties, p
     x -= x.max(axis=0, keepdims=True)
     np.exp(x, out=x)
     x /= x.sum(axis=0, keepdims=True)
-    out = np.zeros((x.shape[0], *props.shape_before_cropping), dtype=np.float16)
-    out[0] = 1.0
-    out[(slice(None), *_crop_slices(props))] = x
-    return out.transpose([0, *[a + 1 for a in plans.transpose_backward]])
+    return paste_channels(x, props, plans.transpose_backward, background=0)
 
 
 def write_probabilities(

@@ -17,7 +17,7 @@ from segforge.config.label_scheme import LabelScheme
 from segforge.config.plans import ConfigurationPlan, Plans
 from segforge.data.case_store import CaseProperties
 from segforge.errors import ConfigError
-from segforge.inference.export import _channel, _check_shape, _crop_slices, _resample_channel
+from segforge.inference.case_geometry import check_logits_shape, label_canvas, paste_channels, resampled_channels
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -43,21 +43,13 @@ def regions_to_segmentation(
     keep_logits: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The label map in the raw image's order and shape, and optionally the resampled region logits."""
-    n = _check_shape(logits, props)
-    values = region_labels(plans, n)
-    dtype = np.uint8 if values.max() < 256 else np.uint16
-    full = np.zeros(props.shape_before_cropping, dtype=dtype)
-    seg = full[_crop_slices(props)]
-    kept = None
-    for c in range(n):
-        r = _resample_channel(_channel(logits, c), props, conf)
-        if keep_logits:
-            if kept is None:
-                kept = np.empty((n, *r.shape), dtype=np.float32)
-            kept[c] = r
-        np.copyto(seg, values[c].astype(dtype), where=r > 0)
+    values = region_labels(plans, check_logits_shape(logits, props))
+    full, seg = label_canvas(props, values)
+    kept: list[np.ndarray | None] = [None] if keep_logits else None
+    for c, _, r in resampled_channels(logits, props, conf, kept):
+        np.copyto(seg, values[c].astype(seg.dtype), where=r > 0)
         del r
-    return full.transpose(plans.transpose_backward), kept
+    return full.transpose(plans.transpose_backward), kept[0] if kept else None
 
 
 def sigmoid_probabilities(resampled_logits: np.ndarray, props: CaseProperties, plans: Plans) -> np.ndarray:
@@ -70,6 +62,4 @@ def sigmoid_probabilities(resampled_logits: np.ndarray, props: CaseProperties, p
     np.exp(x, out=x)
     x += 1.0
     np.reciprocal(x, out=x)
-    out = np.zeros((x.shape[0], *props.shape_before_cropping), dtype=np.float16)
-    out[(slice(None), *_crop_slices(props))] = x
-    return out.transpose([0, *[a + 1 for a in plans.transpose_backward]])
+    return paste_channels(x, props, plans.transpose_backward, background=None)
