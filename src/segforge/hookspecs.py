@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from segforge.cli.commands import CommandRegistrar
+    from segforge.command_registrar import CommandRegistrar
     from segforge.registry import RegistrarView
 
 PROJECT_NAME = "segforge"

@@ -276,7 +276,7 @@ class SegforgeManager:
 
     def add_commands(self, app: Any) -> None:
         """Let each plugin add its command group; a failure is recorded, not raised."""
-        from segforge.cli.commands import CommandRegistrar
+        from segforge.command_registrar import CommandRegistrar
 
         for info in self.plugins:
             if info.status != "ok" or "segforge_add_commands" not in info.hooks:
