@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "plugins_cmd",
     "components_cmd",
     "convert_cmd",
+    "import_cmd",
     "verify_cmd",
     "preprocess_cmd",
     "plan_cmd",
