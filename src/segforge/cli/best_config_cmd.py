@@ -82,7 +82,8 @@ def find_best_config_command(
 
     if num_processes < 1:
         raise UsageError(f"-np must be at least 1, got {num_processes}", hint="pass -np 1")
-    image_io = get_registries().image_io.get("simpleitk")
+    get_registries()  # a failed plugin stops here, with how to disable it
+    image_io = None  # each step reads with the image IO registered for the dataset's file ending
     dataset_folder = find_dataset_folder(get_folders().results.path, task)
     result = find_best_configuration(dataset_folder, folds=_check_folds(folds or DEFAULT_FOLDS), configurations=configs,
                                      trainers=trainers, ensembles=not no_ensembling, num_processes=num_processes,

@@ -77,7 +77,7 @@ def evaluate_command(
 ) -> None:
     """Dice, IoU, precision, recall, HD95 and ASSD (mm) per case and label, and their means."""
     from segforge.errors import UsageError
-    from segforge.evaluation.evaluate_folder import evaluate_folder
+    from segforge.evaluation.evaluate_folder import evaluate_folder, reader_for_folder
     from segforge.plugins import get_registries
 
     if num_processes < 1:
@@ -95,7 +95,7 @@ def evaluate_command(
     if images is not None and not (plots and images.is_dir()):
         raise UsageError(f"--images {images}: {'not a folder' if plots else 'only used with --plots'}",
                          hint="pass --plots and a folder holding CASE_0000 image files")  # fmt: skip
-    image_io = get_registries().image_io.get("simpleitk")
+    image_io = reader_for_folder(ref, get_registries())  # PNG references are read by the natural-image IO
     out = output or pred / "summary.json"
     summary = evaluate_folder(ref, pred, values, num_processes=num_processes, output_file=out, image_io=image_io,
                               show_progress=not as_json,

@@ -198,11 +198,11 @@ def find_best_configuration(
                          hint="choose --folds that were trained and validated, or validate them first")  # fmt: skip
     candidates = [Candidate("single", [r], r.crossval, r.folder) for r in usable if r.crossval]
     if ensembles and len(usable) > 1:
-        if image_io is None:
-            from segforge.plugins import get_registries
-
-            image_io = get_registries().image_io.get("simpleitk")
         refs = find_references(dataset_folder.name, usable)
+        if image_io is None:  # the IO owning the dataset's files (PNG for a natural-image dataset)
+            from segforge.io.image_io import image_io_for
+
+            image_io = image_io_for(refs.file_ending)
         for pair in itertools.combinations(usable, 2):
             name = ensemble_name(pair)
             output = dataset_folder / ENSEMBLES_FOLDER / name / crossval_folder_name(folds)
@@ -235,10 +235,10 @@ def determine_postprocessing(candidate: Candidate, folds: Sequence[str], image_i
     summary = candidate.summary
     if summary.regions or summary.ignore_label is not None:
         return None
-    if image_io is None:
-        from segforge.plugins import get_registries
+    if image_io is None and summary.metric_per_case:  # the IO owning the evaluated files
+        from segforge.io.image_io import image_io_for
 
-        image_io = get_registries().image_io.get("simpleitk")
+        image_io = image_io_for(summary.metric_per_case[0].reference_file)
     if candidate.kind == "single":
         return determine_for_run(candidate.runs[0].folder, list(folds), image_io=image_io)[1]
     pairs = [(Path(c.reference_file), Path(c.prediction_file)) for c in summary.metric_per_case]

@@ -113,6 +113,32 @@ def pair_files(ref_folder: Path, pred_folder: Path, endings: Sequence[str]) -> l
     return [(_case_id(p.name, endings) or p.name, p, pred_folder / p.name) for p in refs]
 
 
+def reader_for_folder(folder: Path, registries: Any = None) -> Any:
+    """The image IO registered for the segmentations in ``folder``: the ending most of its files have.
+
+    Evaluation reads references and predictions with the component that owns their format (PNG
+    predictions of a natural-image model cannot go through SimpleITK); a folder without any
+    readable file gets SimpleITK, and :func:`pair_files` then says that it holds no segmentations.
+    """
+    from collections import Counter
+
+    from segforge.io.image_io import image_io_for
+
+    if registries is None:
+        from segforge.plugins import get_registries
+
+        registries = get_registries()
+    endings = {e for entry in registries.image_io for e in entry.component.file_endings}
+    counts: Counter[str] = Counter()
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        claimed = [e for e in endings if path.name.endswith(e) and len(path.name) > len(e)]
+        if claimed and not path.name.startswith("."):
+            counts[max(claimed, key=len)] += 1
+    if not counts:
+        return registries.image_io.get("simpleitk")
+    return image_io_for(max(sorted(counts), key=lambda e: counts[e]), registries)
+
+
 # -- one case --------------------------------------------------------------------------------------
 def evaluate_pair(
     ref_file: Path,
@@ -195,11 +221,9 @@ def evaluate_folder(
 
     if not labels:
         raise UsageError("no labels to evaluate", hint="pass --labels, e.g. --labels 1 2")
-    if image_io is None:
-        from segforge.plugins import get_registries
-
-        image_io = get_registries().image_io.get("simpleitk")
     ref_folder, pred_folder = Path(ref_folder), Path(pred_folder)
+    if image_io is None:
+        image_io = reader_for_folder(ref_folder)
     pairs = pair_files(ref_folder, pred_folder, image_io.file_endings)
     jobs = [(cid, r, p, tuple(int(x) for x in labels), image_io, regions, ignore_label) for cid, r, p in pairs]
     results = map_cases(_case_job, jobs, num_processes, description="evaluating", show=show_progress)

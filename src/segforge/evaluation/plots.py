@@ -246,10 +246,10 @@ def write_plots(summary: EvaluationSummary, out_dir: str | os.PathLike[str], *,
     The images (``images_dir/CASE_0000.<ending>``) are only the background; without them the
     contours are drawn on black. For 2D cases (one slice) only the axial panel is meaningful.
     """
-    if image_io is None:
-        from segforge.plugins import get_registries
+    if image_io is None and summary.metric_per_case:  # the IO owning the evaluated files (PNG, NIfTI, ...)
+        from segforge.io.image_io import image_io_for
 
-        image_io = get_registries().image_io.get("simpleitk")
+        image_io = image_io_for(summary.metric_per_case[0].reference_file)
     files = PlotFiles(Path(out_dir) / PLOTS_FOLDER)
     labels = [int(lb) for lb in summary.labels]
     names = dict(label_names or {})

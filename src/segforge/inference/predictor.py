@@ -78,6 +78,21 @@ def input_file_ending(folder: Path, endings: Sequence[str]) -> str:
     )
 
 
+def segmentation_ending(image_ending: str) -> str:
+    """The ending segmentations of ``image_ending`` images get: the same unless the image IO says otherwise.
+
+    JPEG is lossy, so the natural-image IO writes segmentations of JPEG images as PNG.
+    """
+    from segforge.errors import SegforgeError
+    from segforge.io.image_io import image_io_for
+
+    try:
+        choose = getattr(image_io_for(image_ending), "segmentation_ending", None)
+    except SegforgeError:  # an IO only the caller's registries know keeps the ending
+        return image_ending
+    return choose(image_ending) if choose is not None else image_ending
+
+
 def shard(case_ids: Sequence[str], part_id: int, num_parts: int) -> list[str]:
     """Every ``num_parts``-th of the sorted ids, starting at ``part_id`` (disjoint, union = all)."""
     if num_parts < 1 or not 0 <= part_id < num_parts:
@@ -99,16 +114,14 @@ def list_jobs(
     skip_existing: bool = False,
 ) -> tuple[list[CaseJob], list[CaseJob]]:
     """``(to do, skipped)`` for this shard; channels are checked for every case of the folder first."""
-    from segforge.io.layouts import case_ids_from_folder, channel_file
+    from segforge.io.layouts import case_files_from_folder
 
     input_folder, output_folder = Path(input_folder), Path(output_folder)
     ending = input_file_ending(input_folder, endings)
-    ids = shard(case_ids_from_folder(input_folder, ending, num_channels), part_id, num_parts)
-    jobs = [
-        CaseJob(cid, tuple(channel_file(input_folder, cid, c, ending) for c in range(num_channels)),
-                output_folder / f"{cid}{ending}")
-        for cid in ids
-    ]  # fmt: skip
+    files = case_files_from_folder(input_folder, ending, num_channels)  # an RGB PNG holds 3 channels in one file
+    out_ending = segmentation_ending(ending)
+    jobs = [CaseJob(cid, tuple(files[cid]), output_folder / f"{cid}{out_ending}")
+            for cid in shard(list(files), part_id, num_parts)]  # fmt: skip
     if not skip_existing:
         return jobs, []
     return [j for j in jobs if not j.output.exists()], [j for j in jobs if j.output.exists()]

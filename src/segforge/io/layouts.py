@@ -2,7 +2,8 @@
 
 segforge keeps raw data in nnU-Net v1's Task layout (``TaskNNN_Name/{imagesTr, labelsTr,
 imagesTs, dataset.json}`` with images named ``CASE_0000.nii.gz`` per channel) and also reads
-nnU-Net v2's ``DatasetNNN_Name`` folders. Opening a dataset lists the files each case *should*
+nnU-Net v2's ``DatasetNNN_Name`` folders. A file holds one channel, except for image IO that
+packs several into one (an RGB PNG: see :func:`packs_channels`). Opening a dataset lists the files each case *should*
 have without checking them, so :mod:`segforge.io.verify` can report every missing file at once.
 """
 
@@ -154,6 +155,11 @@ def group_channel_files(folder: Path, file_ending: str) -> dict[str, dict[int, P
 
 def case_ids_from_folder(folder: Path, file_ending: str, num_channels: int) -> list[str]:
     """Case ids of a prediction input folder; every case must have exactly channels 0..num_channels-1."""
+    return list(case_files_from_folder(folder, file_ending, num_channels))
+
+
+def case_files_from_folder(folder: Path, file_ending: str, num_channels: int) -> dict[str, list[Path]]:
+    """Case id -> its channel files in a prediction input folder, checked complete (see :func:`files_per_case`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"input folder {folder} does not exist", hint="pass the folder holding CASE_0000 files")
@@ -165,14 +171,23 @@ def case_ids_from_folder(folder: Path, file_ending: str, num_channels: int) -> l
             f"no images named CASE_0000{file_ending} in {folder}{extra}",
             hint=f"name the files CASE_0000{file_ending}, CASE_0001{file_ending}, ... (one per channel)",
         )
+    packed = packs_channels(file_ending)
+    files: dict[str, list[Path]] = {}
     for case_id, channels in grouped.items():
-        for c in range(num_channels):
+        count = files_per_case(channels, num_channels, packed)
+        for c in range(count):
             if c not in channels:
                 missing = channel_file(folder, case_id, c, file_ending)
+                needs = (
+                    f"{num_channels} channel(s) in files numbered from _0000"
+                    if packed
+                    else (f"{num_channels} file(s): _0000 .. _{num_channels - 1:04d}")
+                )
                 raise UsageError(
                     f"case '{case_id}' in {folder} is missing channel {c}: {missing.name}",
-                    hint=f"each case needs {num_channels} file(s): _0000 .. _{num_channels - 1:04d}",
+                    hint=f"each case needs {needs}",
                 )
+        files[case_id] = [channels[c] for c in range(count)]
         extra_channels = sorted(c for c in channels if c >= num_channels)
         if extra_channels:
             raise UsageError(
@@ -180,11 +195,36 @@ def case_ids_from_folder(folder: Path, file_ending: str, num_channels: int) -> l
                 f"but the model expects {num_channels} channel(s)",
                 hint="remove the extra channel files or use a model trained with that many channels",
             )
-    return list(grouped)
+    return files
 
 
-def _expected_images(folder: Path, case_id: str, num_channels: int, ending: str) -> list[Path]:
-    return [channel_file(folder, case_id, c, ending) for c in range(num_channels)]
+def packs_channels(file_ending: str) -> bool:
+    """True when the image IO for ``file_ending`` may hold several channels in one file (RGB PNG).
+
+    Such a case has the channel files it has (``CASE_0000.png`` holding R, G and B), not one per
+    channel; the channel count is then checked after reading. An IO declares it with
+    ``packs_channels = True``; SimpleITK's files hold one channel each.
+    """
+    from segforge.errors import SegforgeError
+    from segforge.io.image_io import image_io_for
+
+    try:
+        return bool(getattr(image_io_for(file_ending), "packs_channels", False))
+    except SegforgeError:  # no reader for the ending: verify and fingerprint report that themselves
+        return False
+
+
+def files_per_case(present: dict[int, Path], num_channels: int, packed: bool) -> int:
+    """How many channel files a case must have: one per channel, or (packed) those up to the highest present."""
+    if not packed:
+        return num_channels
+    return max(1, min(num_channels, max(present, default=0) + 1))
+
+
+def _expected_images(folder: Path, case_id: str, num_channels: int, ending: str, packed: bool = False) -> list[Path]:
+    present = group_channel_files(folder, ending).get(case_id, {}) if packed else {}
+    count = files_per_case(present, num_channels, packed)
+    return [channel_file(folder, case_id, c, ending) for c in range(count)]
 
 
 def _case_id_from_entry(path: Path, ending: str, dataset: Path) -> str:
@@ -197,20 +237,25 @@ def _case_id_from_entry(path: Path, ending: str, dataset: Path) -> str:
     return case_id
 
 
-def _cases_from_training_list(path: Path, dj: DatasetJson, n: int, ending: str) -> list[RawCase]:
+def _cases_from_training_list(path: Path, dj: DatasetJson, n: int, ending: str, packed: bool) -> list[RawCase]:
     cases = []
     for i, entry in enumerate(dj.training or []):
         image = _inside(path, entry.image, f"training[{i}].image")
         label = _inside(path, entry.label, f"training[{i}].label")
         case_id = _case_id_from_entry(image, ending, path)
-        cases.append(RawCase(case_id, _expected_images(image.parent, case_id, n, ending), label))
+        cases.append(RawCase(case_id, _expected_images(image.parent, case_id, n, ending, packed), label))
     return cases
 
 
-def _cases_from_folder(folder: Path, labels: Path | None, n: int, ending: str) -> list[RawCase]:
+def _cases_from_folder(folder: Path, labels: Path | None, n: int, ending: str, packed: bool) -> list[RawCase]:
+    grouped = group_channel_files(folder, ending)
     return [
-        RawCase(cid, _expected_images(folder, cid, n, ending), labels / f"{cid}{ending}" if labels else None)
-        for cid in group_channel_files(folder, ending)
+        RawCase(
+            cid,
+            [channel_file(folder, cid, c, ending) for c in range(files_per_case(present, n, packed))],
+            labels / f"{cid}{ending}" if labels else None,
+        )
+        for cid, present in grouped.items()
     ]
 
 
@@ -225,18 +270,19 @@ def open_raw_dataset(path: str | os.PathLike[str]) -> RawDataset:
         )
     dj = load_dataset_json(path / "dataset.json")
     n, ending = dj.num_channels, dj.file_ending
+    packed = packs_channels(ending)
     if not dj.is_v2 and dj.training:
-        cases = _cases_from_training_list(path, dj, n, ending)
+        cases = _cases_from_training_list(path, dj, n, ending, packed)
     else:
-        cases = _cases_from_folder(path / "imagesTr", path / "labelsTr", n, ending)
+        cases = _cases_from_folder(path / "imagesTr", path / "labelsTr", n, ending, packed)
     if not dj.is_v2 and dj.test:
         test_cases = []
         for i, entry in enumerate(dj.test):
             image = _inside(path, entry, f"test[{i}]")
             case_id = _case_id_from_entry(image, ending, path)
-            test_cases.append(RawCase(case_id, _expected_images(image.parent, case_id, n, ending)))
+            test_cases.append(RawCase(case_id, _expected_images(image.parent, case_id, n, ending, packed)))
     else:
-        test_cases = _cases_from_folder(path / "imagesTs", None, n, ending)
+        test_cases = _cases_from_folder(path / "imagesTs", None, n, ending, packed)
     return RawDataset(
         path=path,
         name=path.name,

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -87,6 +87,8 @@ class CaseCheck:
     root: Path
     case: RawCase
     allowed_labels: tuple[int, ...]
+    reader: Any = None  # the image IO for the dataset's file ending; None: SimpleITK
+    num_channels: int = 0  # checked against what the files hold when one file may hold several
 
 
 @dataclass
@@ -102,13 +104,22 @@ def _rel(root: Path, path: Path) -> str:
         return str(path)
 
 
-def _read(path: Path, root: Path, out: CaseOutcome) -> tuple[np.ndarray, ImageProperties] | None:
-    """A scalar image and its geometry, or None after recording why it cannot be read."""
+def _read(
+    path: Path, root: Path, out: CaseOutcome, reader: Any = None, label: bool = False
+) -> tuple[np.ndarray, ImageProperties] | None:
+    """An image [C, *spatial] (SimpleITK: one scalar [*spatial]) and its geometry, or None after recording why not.
+
+    SimpleITK files are read raw, so a float label's non-integer value is reported here rather
+    than refused by ``read_seg``; other image IO reads through its public ``read_images``/``read_seg``.
+    """
     from segforge.errors import ConfigError
     from segforge.io.image_io import SimpleITKIO
 
+    reader = reader if reader is not None else SimpleITKIO()
     try:
-        return SimpleITKIO()._read_scalar(path)
+        if isinstance(reader, SimpleITKIO):
+            return reader._read_scalar(path)
+        return reader.read_seg(path) if label else reader.read_images([path])
     except ConfigError as exc:
         message = exc.message.replace(f"cannot read {path}", "cannot read").replace(f"{path}: ", "")
         out.problems.append(Problem(_rel(root, path), message, exc.hint or "re-export the file"))
@@ -169,19 +180,36 @@ def _geometry_problems(file: str, props: ImageProperties, ref: ImageProperties, 
     ]
 
 
+def _channel_count_problem(check: CaseCheck, held: int) -> Problem | None:
+    """When files may hold several channels (RGB), what the case's files hold must be what dataset.json names."""
+    if not getattr(check.reader, "packs_channels", False) or not check.num_channels or held == check.num_channels:
+        return None
+    files = len(check.case.images)
+    return Problem(
+        _rel(check.root, check.case.images[0]),
+        f"case '{check.case.case_id}': its {files} file(s) hold {held} channel(s), dataset.json names "
+        f"{check.num_channels}",
+        "list one channel_names entry per channel the files hold (an RGB file holds 3: R, G, B)",
+    )
+
+
 def _check_images(check: CaseCheck, out: CaseOutcome) -> ImageProperties | None:
     root, ref, ref_file = check.root, None, ""
+    held, complete = 0, True
     for channel, path in enumerate(check.case.images):
         file = _rel(root, path)
         if not path.is_file():
             out.problems.append(
                 Problem(file, f"missing channel {channel} of case '{check.case.case_id}'", "add the channel file")
             )
+            complete = False
             continue
-        read = _read(path, root, out)
+        read = _read(path, root, out, check.reader)
         if read is None:
+            complete = False
             continue
         array, props = read
+        held += array.shape[0] if array.ndim > len(props.shape) else 1
         out.dims = out.dims or (2 if props.is_2d else 3)
         bad = int(np.count_nonzero(~np.isfinite(array))) or nifti_nonfinite_count(path)
         if bad:
@@ -193,6 +221,8 @@ def _check_images(check: CaseCheck, out: CaseOutcome) -> ImageProperties | None:
             ref, ref_file = props, file
         else:
             out.problems.extend(_geometry_problems(file, props, ref, ref_file))
+    if complete and (problem := _channel_count_problem(check, held)) is not None:
+        out.problems.append(problem)
     return ref
 
 
@@ -204,7 +234,7 @@ def _check_label(check: CaseCheck, ref: ImageProperties | None, ref_file: str, o
     if not label.is_file():
         out.problems.append(Problem(file, f"missing label of case '{check.case.case_id}'", "add the label file"))
         return
-    read = _read(label, check.root, out)
+    read = _read(label, check.root, out, check.reader, label=True)
     if read is None:
         return
     array, props = read
@@ -321,6 +351,18 @@ def _dimension_problems(ds: RawDataset, outcomes: list[CaseOutcome], report: Ver
             )
 
 
+def _reader_for(ds: RawDataset, report: VerifyReport) -> Any:
+    """The image IO registered for the dataset's file ending; SimpleITK (and a reported problem) when none is."""
+    from segforge.errors import ConfigError
+    from segforge.io.image_io import image_io_for
+
+    try:
+        return image_io_for(ds.file_ending)
+    except ConfigError as exc:
+        report.add(Problem("dataset.json", f"file_ending {ds.file_ending}: {exc.message}", exc.hint or ""))
+        return None
+
+
 def verify_dataset(ds: RawDataset, num_processes: int = 2, show_progress: bool = False) -> VerifyReport:
     """Check ``ds`` completely and return every problem found (does not raise; see ``raise_for_errors``)."""
     dj = ds.dataset_json
@@ -328,7 +370,8 @@ def verify_dataset(ds: RawDataset, num_processes: int = 2, show_progress: bool =
     _folder_problems(ds, report)
     _stray_files(ds, report)
     allowed = tuple(sorted(dj.allowed_label_values()))
-    checks = [CaseCheck(ds.path, case, allowed) for case in ds.cases + ds.test_cases]
+    reader = _reader_for(ds, report)
+    checks = [CaseCheck(ds.path, case, allowed, reader, ds.num_channels) for case in ds.cases + ds.test_cases]
     outcomes = map_cases(check_case, checks, num_processes, f"verifying {ds.name}", show_progress)
     for outcome in outcomes:
         for problem in outcome.problems:

@@ -35,6 +35,32 @@ class CaseJob:
     reader: Any
     num_samples: int
     label_names: dict[int, str]
+    allowed_labels: frozenset[int] | None = None  # None: not checked
+    num_channels: int | None = None  # None: not checked
+
+
+def _check_contents(job: CaseJob, images: np.ndarray, seg: np.ndarray) -> None:
+    """Refuse channel counts and label values dataset.json does not declare, naming the file.
+
+    Files may hold several channels (an RGB PNG holds three), so the count is only known after
+    reading; a 0/255 mask read as it is would otherwise reach training as class 255.
+    """
+    case = job.case
+    if job.num_channels is not None and images.shape[0] != job.num_channels:
+        raise ConfigError(
+            f"{case.images[0]}: case '{case.case_id}' has {images.shape[0]} channel(s) in {len(case.images)} "
+            f"file(s), dataset.json names {job.num_channels}",
+            hint="list one channel_names entry per channel the files hold (an RGB file holds 3: R, G, B)",
+        )
+    if job.allowed_labels is not None:
+        undeclared = sorted(set(np.unique(seg).tolist()) - job.allowed_labels)
+        if undeclared:
+            raise ConfigError(
+                f"{case.label}: label value(s) {', '.join(map(str, undeclared[:5]))} not declared in dataset.json "
+                f"(declared: {', '.join(map(str, sorted(job.allowed_labels)))})",
+                hint="map the file's values to the dataset's labels when importing it (e.g. 255 -> 1 for a 0/255 "
+                "mask), or declare them in dataset.json's labels",
+            )
 
 
 @dataclass
@@ -68,6 +94,7 @@ def analyze_case(job: CaseJob) -> CaseResult:
             raise ConfigError(f"training case '{case.case_id}' has no label file", hint="add it to labelsTr")
         images, props = job.reader.read_images(case.images)
         seg, _ = job.reader.read_seg(case.label)
+        _check_contents(job, images, seg)
         if seg.shape[1:] != images.shape[1:]:
             raise ConfigError(
                 f"{case.label}: label shape {list(seg.shape[1:])} differs from image shape {list(images.shape[1:])}",
@@ -135,7 +162,9 @@ def extract_fingerprint(
     io_name, reader = _reader_for(ds, registries)
     names = {v: k for k, v in ds.dataset_json.label_values().items()}
     n_samples = samples_per_case(len(ds.cases))
-    jobs = [CaseJob(case, reader, n_samples, names) for case in ds.cases]
+    allowed = frozenset(ds.dataset_json.allowed_label_values())
+    n_channels = ds.dataset_json.num_channels
+    jobs = [CaseJob(case, reader, n_samples, names, allowed, n_channels) for case in ds.cases]
     results = map_cases(analyze_case, jobs, num_processes, "fingerprint", show_progress)
     errors = [r.error for r in results if r.error is not None]
     if errors:
