@@ -42,13 +42,11 @@ def _params(context: RunContext, resume: dict[str, Any] | None) -> tuple[Any, di
 
 
 def _check_loss_params(context: RunContext, params: Any, loss_updates: dict[str, Any]) -> None:
-    """Validate ``loss.KEY`` values before anything is built or written (one-line error naming the key)."""
-    from segforge.losses.components import parse_loss_params
+    """Validate the loss and its ``loss.KEY`` values before anything is written (one-line error naming the key)."""
     from segforge.plugins import get_registries
+    from segforge.training.run_loss import check_loss
 
-    trainer_cls = context.trainer_entry.component
-    name = context.request.loss or params.loss or getattr(trainer_cls, "default_loss", "dc_ce")
-    parse_loss_params(get_registries().loss.get(name), {**params.loss_params, **loss_updates})
+    check_loss(context, context.trainer_entry.component, params, loss_updates, get_registries())
 
 
 def _check_request(request: RunRequest) -> None:

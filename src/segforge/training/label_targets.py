@@ -1,26 +1,21 @@
 """How the label scheme (softmax labels or sigmoid regions, ignore label) enters training.
 
 Kept out of the trainer so a plugin trainer gets region and ignore-label support by calling
-the same two functions: the default loss for the dataset, and the pseudo-Dice counts of a
-validation batch (argmax per class, or ``sigmoid > 0.5`` per region; ignored voxels left out).
+the same function for the pseudo-Dice counts of a validation batch (argmax per class, or
+``sigmoid > 0.5`` per region; ignored voxels left out). The loss is chosen in :mod:`.run_loss`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from segforge.config.label_scheme import LabelScheme
 
-#: nnU-Net v2 trains region-based datasets with Dice + BCE on sigmoid outputs
+#: nnU-Net v2 trains region-based datasets with Dice + BCE on sigmoid outputs (chosen in :mod:`.run_loss`)
 REGION_LOSS = "dc_bce"
-
-
-def default_loss_for(context: Any, trainer_default: str) -> str:
-    """``dc_bce`` for region-based plans, otherwise the trainer's own default."""
-    return REGION_LOSS if context.label_scheme.has_regions else trainer_default
 
 
 def validation_counts(

@@ -26,14 +26,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from segforge._version import __version__
-from segforge.losses.components import LossContext, build_loss
 from segforge.training import checkpoint as ckpt
 from segforge.training import distributed
 from segforge.training.clock import Clock
 from segforge.training.device import configure_determinism, resolve_precision, set_threads
-from segforge.training.label_targets import default_loss_for
 from segforge.training.params import TrainerParams
 from segforge.training.pseudo_dice import PseudoDice
+from segforge.training.run_loss import build_run_loss, resolve_loss
 from segforge.training.schedule import PolySchedule
 from segforge.training.state import TrainingState
 
@@ -73,7 +72,7 @@ class DefaultTrainer:
         self.device = device
         self.budget = budget
         self.clock = clock or (budget.clock if budget is not None else Clock())
-        self.loss_name = context.request.loss or params.loss or default_loss_for(context, self.default_loss)
+        self.loss_name = resolve_loss(context, type(self), params)  # the same choice the early check made
         self.loss_params = {**params.loss_params, **(loss_params or {})}
         self.precision = resolve_precision(params.precision, device, context.request.fp32)
         self.state = TrainingState()
@@ -152,14 +151,8 @@ class DefaultTrainer:
 
     def build_loss(self) -> nn.Module:
         """The selected loss, wrapped in nnU-Net's deep-supervision weighting when the network has DS."""
-        scales = self.deep_supervision_scales or [[1] * len(self.patch_size)]
-        scheme = self.context.label_scheme
-        context = LossContext(
-            self.context.num_classes, self.context.configuration.batch_dice, scales, scheme.ignore_label, scheme.regions
-        )
-        if self.loss_name == "deep_supervision" or len(scales) == 1:
-            return build_loss(self.loss_name, self.loss_params, context)
-        return build_loss("deep_supervision", {"loss": self.loss_name, "loss_params": self.loss_params}, context)
+        scales, dims = self.deep_supervision_scales, len(self.patch_size)
+        return build_run_loss(self.context, self.loss_name, self.loss_params, scales, dims)
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         import torch
