@@ -1,7 +1,7 @@
 """Finding the trained runs of a dataset and merging their per-fold validation into one score.
 
 A run is ``<results>/<dataset>/<configuration>/<trainer>__<network>__<plans>/`` (see
-:mod:`segforge.training.run_dir`); end-of-training validation leaves
+:mod:`segforge.artifacts.run_dir`); end-of-training validation leaves
 ``fold_<F>/validation/summary.json`` (and, with ``--npz``, ``CASE.npz`` + ``CASE.json``) in each
 fold. nnU-Net's ``find_best_configuration`` compares configurations by the cross-validation
 score: every validation case of every fold, pooled, evaluated once. The per-case metrics are
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from segforge.artifacts.run_dir import parse_run_folder_name
 from segforge.config.jsonio import load_model
 from segforge.errors import SegforgeError
 from segforge.evaluation.evaluate_folder import CaseResult, EvaluationSummary, summarize
-from segforge.training.run_dir import parse_run_folder_name
 
 #: nnU-Net's configurations, listed first and in this order; any other folder holding runs follows
 KNOWN_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")

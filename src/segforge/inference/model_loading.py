@@ -1,7 +1,7 @@
 """Finding trained models and rebuilding their networks from checkpoints alone.
 
 A training run lives in ``<results>/<dataset>/<config>/<trainer>__<network>__<plans>/fold_N/``
-with ``checkpoint_{best,final,latest}.pt`` (:mod:`segforge.training.checkpoint`). A checkpoint
+with ``checkpoint_{best,final,latest}.pt`` (:mod:`segforge.artifacts.checkpoint`). A checkpoint
 holds the plans (JSON), the configuration name, the network spec (registry name, version,
 params, plugin distribution) and the weights, so prediction needs no other file — only the
 network builder, which comes from the registry. When it is missing, the error names the
@@ -147,7 +147,7 @@ def _int_field(spec: dict[str, Any], names: tuple[str, ...], default: int) -> in
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A checkpoint's payload through training's reader (``weights_only=True``)."""
-    from segforge.training.checkpoint import load_checkpoint
+    from segforge.artifacts.checkpoint import load_checkpoint
 
     return load_checkpoint(path)
 

@@ -29,7 +29,7 @@ class TrainedRun:
     @classmethod
     def parse(cls, folder: Path) -> TrainedRun | None:
         """The run a folder name describes; None for folders that are not runs."""
-        from segforge.training.run_dir import parse_run_folder_name
+        from segforge.artifacts.run_dir import parse_run_folder_name
 
         parts = parse_run_folder_name(folder.name)
         return cls(*parts, folder) if parts is not None else None
