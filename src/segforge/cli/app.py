@@ -36,6 +36,8 @@ COMMAND_MODULES: list[str] = [
     "ensemble_cmd",
     "best_config_cmd",
     "postprocess_cmd",
+    "export_model_cmd",
+    "install_model_cmd",
 ]
 
 

@@ -66,17 +66,24 @@ def default_overlap(device: Any, requested: bool | None) -> bool:
 
 
 def find_model_dir(task: str | None, model_dir: Path | None, config: str, trainer: str | None, network: str | None,
-                   plans: str | None, registries: Any = None) -> Path:  # fmt: skip
-    """``-m`` as given, else the run of ``--task`` the options mean (:mod:`segforge.inference.run_lookup`)."""
+                   plans: str | None, registries: Any = None, *, folds: list[str] | None = None,
+                   checkpoint: str = "final") -> Path:  # fmt: skip
+    """``-m`` as given, else the run of ``--task`` the options mean (:mod:`segforge.inference.run_lookup`).
+
+    ``-m`` may also be a model package (``.zip``) or an nnU-Net v2 model folder: both become a
+    model directory through :func:`segforge.artifacts.model_source.resolve_model_source`.
+    """
     from segforge.errors import UsageError
     from segforge.inference.model_loading import find_dataset_folder
     from segforge.inference.run_lookup import RunQuery, choose_run
     from segforge.settings import get_folders
 
     if model_dir is not None:
-        if not model_dir.is_dir():
+        if not model_dir.exists():
             raise UsageError(f"model folder {model_dir} does not exist", hint="pass a results run or fold folder")
-        return model_dir
+        from segforge.artifacts.model_source import resolve_model_source
+
+        return resolve_model_source(model_dir, folds=folds, checkpoint=checkpoint)
     if task is None:
         raise UsageError("pass --task N (or -m MODEL_DIR)", hint="e.g. segforge predict -i imagesTs -o preds --task 4")
     config_dir = find_dataset_folder(get_folders().results.path, task) / config
@@ -148,7 +155,9 @@ def predict_command(
     part_id: Annotated[int, typer.Option("--part-id", "--part_id", help="This shard (0-based).")] = 0,
     num_parts: Annotated[int, typer.Option("--num-parts", "--num_parts", help="Number of shards.")] = 1,
     continue_: Annotated[bool, typer.Option("--continue", help="Skip cases whose output exists.")] = False,
-    model_dir: Annotated[Optional[Path], typer.Option("-m", "--model-dir", help="Run or fold folder.")] = None,
+    model_dir: Annotated[
+        Optional[Path], typer.Option("-m", "--model-dir", help="Run or fold folder, or a model package (.zip).")
+    ] = None,
     lowres_predictions: Annotated[
         Optional[Path],
         typer.Option(
@@ -188,7 +197,8 @@ def predict_command(
     registries = get_registries()  # a failed plugin stops here, with how to disable it
     fold_names = parse_folds(folds, list(ctx.args))
     torch_device = resolve_device(device)
-    run_dir = find_model_dir(task, model_dir, config, trainer, network, plans, registries)
+    run_dir = find_model_dir(task, model_dir, config, trainer, network, plans, registries, folds=fold_names,
+                             checkpoint=checkpoint)  # fmt: skip
     networks, model = load_ensemble(run_dir, fold_names, checkpoint, registries)
     image_io = registries.image_io.get(model.plans.image_io)
     if lowres_predictions is not None and not is_cascade(model):

@@ -49,6 +49,12 @@ def _pip_range(series: tuple[int, ...], trained_version: str) -> str:
     return f"=={trained_version}"
 
 
+def pip_specifier(version: str) -> str:
+    """The pip version specifier of the releases compatible with ``version`` (``>=0.2.0,<0.3``)."""
+    series = compatible_series(version)
+    return _pip_range(series, version) if series else f"=={version}"
+
+
 def check_major_version(network: str, dist: str, trained_version: str, installed: Origin) -> None:
     """Raise when ``installed`` is ``dist`` in another compatible series than ``trained_version``.
 
