@@ -37,6 +37,15 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the public seams (hookspecs, registry, plugin manager, builder and image-IO contracts,
+    the testing kit, the Python API): the files listed in pyproject's [tool.mypy]."""
+    _install_segforge(session)
+    session.install("mypy>=1.10")
+    session.run("mypy")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """The default test run (the same command as README and CI)."""
     _install_segforge(session)

@@ -9,6 +9,8 @@ with 2 (like Click's usage errors), failures while running exit with 1.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SegforgeError(Exception):
     """Base class: a message for the user and an optional next step."""
@@ -47,4 +49,12 @@ class PluginError(SegforgeError):
 
 
 class DuplicateComponentError(PluginError):
-    """Two plugins registered a component of the same kind under the same name."""
+    """Two plugins registered a component of the same kind under the same name.
+
+    Besides the message for people it carries ``kind``, ``name`` and the two ``origins``
+    (registry ``Origin`` objects) for `segforge plugins list/show`.
+    """
+
+    kind: str = ""
+    name: str = ""
+    origins: tuple[Any, ...] = ()

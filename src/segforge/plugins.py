@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.planners", "segforge.builtins.planners"),
     ("builtin.losses", "segforge.builtins.losses"),
     ("builtin.trainers", "segforge.builtins.trainers"),
+    ("builtin.callbacks", "segforge.builtins.callbacks"),
 )
 
 Status = Literal["ok", "failed", "blocked"]
@@ -150,7 +151,7 @@ class SegforgeManager:
             self._fail(info, "register", f"another plugin is already registered as '{info.name}'{by}")
             return
         try:
-            plugin = entry_point.load() if entry_point is not None else importlib.import_module(info.module)
+            plugin = entry_point.load() if entry_point is not None else importlib.import_module(str(info.module))
         except (Exception, SystemExit) as exc:  # any import failure is the plugin's, not ours
             self._fail(info, "import", f"{type(exc).__name__}: {exc}")
             return

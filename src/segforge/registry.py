@@ -138,10 +138,10 @@ class ComponentRegistry:
         self._entries[entry.name] = entry
 
 
-def validate_component(kind: str, component: Any, name: str, origin: Origin) -> None:
+def validate_component(kind: str, component: Any, name: str | None, origin: Origin) -> str:
     """Check the attributes a component of ``kind`` must have; raise PluginError otherwise.
 
-    Missing attributes are reported before a bad name: a component without ``name`` would
+    Returns the valid name. Missing attributes are reported before a bad name: a component without ``name`` would
     otherwise be reported as "invalid name None", which hides the real problem.
     """
     missing = [attr for attr in KINDS[kind][1] if not hasattr(component, attr)]
@@ -156,6 +156,7 @@ def validate_component(kind: str, component: Any, name: str, origin: Origin) -> 
             f"{origin.describe()} registered a {kind} with invalid name {name!r}",
             hint="component names are lower case letters, digits, '_', '-' or '.', starting with a letter",
         )
+    return name
 
 
 def parse_component_params(kind: str, name: str, model: type[M], params: Any) -> M:
@@ -187,8 +188,9 @@ class RegistrarView:
 
     def add(self, component: Any, name: str | None = None) -> Any:
         """Register ``component`` under ``name`` (default ``component.name``); returns it."""
-        name = name if name is not None else getattr(component, "name", None)
-        validate_component(self.kind, component, name, self.origin)
+        name = validate_component(
+            self.kind, component, name if name is not None else getattr(component, "name", None), self.origin
+        )
         if any(e.name == name for e in self.staged):
             raise PluginError(f"{self.origin.describe()} registered {self.kind} '{name}' twice")
         self.staged.append(Entry(self.kind, name, component, self.origin))

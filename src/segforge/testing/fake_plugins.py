@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+import os
 import textwrap
 import uuid
 from pathlib import Path
@@ -48,7 +49,7 @@ class FakeDistribution(importlib.metadata.Distribution):
     def read_text(self, filename: str) -> str | None:
         return self._files.get(filename)
 
-    def locate_file(self, path: str) -> Path:  # pragma: no cover - nothing asks for files
+    def locate_file(self, path: str | os.PathLike[str]) -> Path:  # pragma: no cover - nothing asks for files
         return Path(path)
 
 
