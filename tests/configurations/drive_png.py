@@ -28,8 +28,10 @@ def drive_folder() -> Path:
     return DRIVE
 
 
-def _crop(array: np.ndarray, size: int, scale: int) -> np.ndarray:
-    """A ``size`` x ``size`` window around the optic-disc side of the centre, every ``scale``-th pixel."""
+def _crop(array: np.ndarray, size: int | None, scale: int) -> np.ndarray:
+    """A ``size`` x ``size`` window at the centre, every ``scale``-th pixel (``None``: the whole image)."""
+    if size is None:
+        return array
     h, w = array.shape[:2]
     top, left = (h - size * scale) // 2, (w - size * scale) // 2
     return array[top : top + size * scale : scale, left : left + size * scale : scale]
@@ -49,7 +51,7 @@ def drive_pairs(split: str) -> list[tuple[str, Path, Path, Path]]:
 
 
 def write_png_dataset(
-    raw: Path, n_train: int = 5, n_test: int = 2, size: int = 96, scale: int = 2, map_labels: bool = True
+    raw: Path, n_train: int = 5, n_test: int = 2, size: int | None = 96, scale: int = 2, map_labels: bool = True
 ) -> tuple[Path, list[str]]:
     """``raw/Dataset042_DRIVE`` (imagesTr, labelsTr, imagesTs, labelsTs, dataset.json); returns it and the test ids.
 
