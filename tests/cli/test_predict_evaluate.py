@@ -250,3 +250,18 @@ def test_real_training_then_predict_then_evaluate(cli, tmp_path, monkeypatch):
         pred = read(tmp_path / "preds" / f"{case['case_id']}.nii.gz")
         assert pred.shape == ref.shape
         assert case["metrics"]["1"]["n_pred"] == int((pred == 1).sum())
+
+
+def test_constant_tile_reuse_can_be_switched_off_and_changes_no_label(cli, trained, tmp_path):
+    import SimpleITK as sitk
+
+    results, images = trained
+    base = ("predict", "-i", str(images), "-m", str(results / RUN), "-f", "0", "--no-tta", "--sequential",
+            "--precision", "fp32")  # fmt: skip
+    on = cli(*base, "-o", str(tmp_path / "on"))
+    off = cli(*base, "-o", str(tmp_path / "off"), "--no-reuse-constant-tiles")
+    assert on.exit_code == 0 and off.exit_code == 0, on.stderr + off.stderr
+    for file in sorted((tmp_path / "off").glob("*.nii.gz")):
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(file)))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "on" / file.name)))
+        assert (a == b).all(), file.name

@@ -98,13 +98,14 @@ def test_padding_is_centred_zero():
 
 def test_overlapping_tiles_are_averaged_without_gaussian():
     image = torch.zeros(1, 8, 8, 12)  # along x: tiles at 0 and 4 (patch 8, step 4)
-    out = fp32_window(CallCounter(), image, (8, 8, 8), use_gaussian=False)[0]
+    # CallCounter answers the k-th tile with k whatever its input: constant tiles must not be reused
+    out = fp32_window(CallCounter(), image, (8, 8, 8), use_gaussian=False, reuse_constant_tiles=False)[0]
     assert (out[..., :4] == 1).all() and (out[..., 4:8] == 1.5).all() and (out[..., 8:] == 2).all()
 
 
 def test_overlapping_tiles_are_blended_with_the_gaussian_weights():
     image = torch.zeros(1, 8, 8, 12)
-    out = fp32_window(CallCounter(), image, (8, 8, 8))[0]
+    out = fp32_window(CallCounter(), image, (8, 8, 8), reuse_constant_tiles=False)[0]
     g = torch.from_numpy(gaussian_map((8, 8, 8)))
     w1, w2 = g[..., 4:], g[..., :4]  # weights of tile 1 and tile 2 on the shared voxels x = 4..7
     expected = (1 * w1 + 2 * w2) / (w1 + w2)

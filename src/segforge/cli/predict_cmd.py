@@ -184,6 +184,14 @@ def predict_command(
             "after a one-time compile of 10-30 s (needs a C++ compiler; falls back to eager with a warning).",
         ),
     ] = False,
+    reuse_constant_tiles: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-constant-tiles/--no-reuse-constant-tiles",
+            help="Tiles whose input is one constant value (air around a CT body, zero background) go through the "
+            "network once per value; their logits are the same by construction.",
+        ),
+    ] = True,
 ) -> None:
     """Segment every case in a folder with a trained model (an ensemble over folds)."""
     from types import SimpleNamespace
@@ -215,7 +223,8 @@ def predict_command(
                         folds=lowres_folds(lowres_dir, fold_names), checkpoint=checkpoint, no_tta=no_tta,
                         step_size=step_size, device=device, precision=precision, part_id=part_id,
                         num_parts=num_parts, continue_=continue_, model_dir=lowres_dir, overlap=overlap,
-                        disable_postprocessing=disable_postprocessing, compile_=compile_)  # fmt: skip
+                        disable_postprocessing=disable_postprocessing, compile_=compile_,
+                        reuse_constant_tiles=reuse_constant_tiles)  # fmt: skip
     jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, image_channels(model),
                               part_id=part_id, num_parts=num_parts, skip_existing=continue_)  # fmt: skip
     remove_interrupted_exports(jobs, image_io)
@@ -225,6 +234,7 @@ def predict_command(
     settings = SlidingWindowSettings(
         tuple(model.configuration.patch_size), step_size=step_size,
         mirror_axes=None if no_tta else model.mirror_axes, precision=precision, compile=compile_,
+        reuse_constant_tiles=reuse_constant_tiles,
     )  # fmt: skip
     from segforge.postprocessing.apply import prediction_hook
 

@@ -20,7 +20,10 @@ nnU-Net v2's ``predict_sliding_window_return_logits``; what differs is cost:
   bfloat16 autocast by default (``precision="fp32"`` for nnU-Net's arithmetic);
 - ``compile=True`` runs each network through ``torch.compile`` (:mod:`.compiled`): fused
   norm + activation and packed weights, ~1.25x per fp32 forward pass on the CPU, paid for by a
-  one-time compile.
+  one-time compile;
+- tiles whose input is constant (air around a body in CT, the zero background around a
+  brain) go through the network once per distinct value, not once per tile
+  (:mod:`.constant_tiles`): the output for them is the same by construction.
 
 Works with any ``nn.Module`` mapping ``[B, C_in, *patch]`` to ``[B, C_out, *patch]`` logits
 (a list/tuple output, as deep supervision gives, uses its first element).
@@ -40,6 +43,7 @@ import numpy as np
 
 from segforge.errors import SegforgeError, UsageError
 from segforge.inference.allocator import mmap_allowed, retain_freed_memory
+from segforge.inference.constant_tiles import ConstantTileCache
 from segforge.inference.gaussian import gaussian_tensor
 from segforge.inference.mirroring import check_mirror_axes, mirror_combinations, tensor_axes
 from segforge.inference.tiling import check_step_size, padding_for, tile_starts, unpad_slices
@@ -69,6 +73,7 @@ class SlidingWindowSettings:
     ``fp16`` (CUDA), ``auto`` = fp16 on CUDA (nnU-Net), bf16 on CPUs with native bf16, else fp32.
     ``accumulator_dtype`` None: float16 on CUDA, float32 on the CPU. ``compile``: forward passes
     through ``torch.compile`` (falls back to eager with a warning where compiling fails).
+    ``reuse_constant_tiles``: constant input tiles are predicted once (see :mod:`.constant_tiles`).
     """
 
     patch_size: tuple[int, ...]
@@ -80,6 +85,9 @@ class SlidingWindowSettings:
     max_batch_voxels: int = DEFAULT_MAX_BATCH_VOXELS
     reuse_memory: bool = True
     compile: bool = False
+    #: a tile whose input is one constant value per channel (air in CT after clipping, zero padding,
+    #: the background outside a brain mask) gives the same logits wherever it lies: predict it once
+    reuse_constant_tiles: bool = True
 
     def __post_init__(self) -> None:
         check_step_size(self.step_size)
@@ -147,6 +155,7 @@ class SlidingWindowPredictor:
         for net in self.networks:
             net.to(self.device).eval()
         self.forwards: list[Callable[[torch.Tensor], Any]] = list(self.networks)
+        self.constant_tiles = ConstantTileCache(enabled=settings.reuse_constant_tiles)
         if settings.compile:
             from segforge.inference.compiled import CompiledForward
 
@@ -191,7 +200,7 @@ class SlidingWindowPredictor:
         for first in range(0, len(starts), group):
             batch = starts[first : first + group]
             buffer = self._gather(data, batch, buffer)
-            logits = self._predict_tiles(buffer[: len(batch)])
+            logits = self.constant_tiles.predict(buffer[: len(batch)], self._predict_tiles)
             for i, start in enumerate(batch):
                 acc.add(logits[i], start)
             if progress is not None:
