@@ -45,6 +45,7 @@ from corpus import (
     with_value,
     wrong_channel_suffix,
 )
+from corpus_natural import NATURAL
 
 
 def _no_change(ws: Workspace) -> None:
@@ -500,4 +501,4 @@ RESOURCES = [
     ),
 ]
 
-CORPUS: list[BadInput] = DATASET_JSON + IMAGES + LABELS + ARTIFACTS + CLI + RESOURCES
+CORPUS: list[BadInput] = DATASET_JSON + IMAGES + LABELS + ARTIFACTS + CLI + RESOURCES + NATURAL
