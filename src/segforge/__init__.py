@@ -1,7 +1,8 @@
 """segforge: self-configuring medical image segmentation, built from plugins.
 
-The public API for plugin authors is :data:`hookimpl`; for users, :func:`get_registries`
-and :func:`build_network`. Importing segforge is cheap: torch is imported only when a
+The public API for plugin authors is :data:`hookimpl`; for users, :func:`get_registries`,
+:func:`build_network` and :mod:`segforge.api` (``Predictor``, ``plan_and_preprocess``, ``train``,
+``evaluate``: docs/python-api.md). Importing segforge is cheap: torch is imported only when a
 network is built.
 """
 
@@ -17,7 +18,20 @@ from segforge.plugins import get_manager, get_registries
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-__all__ = ["__version__", "hookimpl", "SegforgeError", "get_manager", "get_registries", "build_network"]
+__all__ = ["__version__", "hookimpl", "SegforgeError", "get_manager", "get_registries", "build_network",
+           "Predictor", "plan_and_preprocess", "train", "evaluate"]  # fmt: skip
+
+#: names of :mod:`segforge.api`, imported on first use (``segforge --version`` must stay free of torch)
+_API_NAMES = frozenset({"Predictor", "plan_and_preprocess", "train", "evaluate"})
+
+
+def __getattr__(name: str) -> Any:
+    """``from segforge import Predictor`` loads :mod:`segforge.api` only when asked for."""
+    if name in _API_NAMES:
+        from segforge import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'segforge' has no attribute {name!r}")
 
 
 def build_network(
