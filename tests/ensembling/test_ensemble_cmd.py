@@ -59,7 +59,7 @@ def test_ensemble_command_three_folders(tmp_path, capsys):
     [
         (["-i", "{a}", "-o", "{out}"], "ensembling needs at least 2 input folders, got 1"),
         (["-i", "{a}", "{missing}", "-o", "{out}"], "input folder {missing} does not exist"),
-        (["-i", "{a}", "{a}", "-o", "{out}", "--file-ending", ".png"], "--file-ending .png is not one of"),
+        (["-i", "{a}", "{a}", "-o", "{out}", "--file-ending", ".webp"], "--file-ending .webp is not one of"),
     ],
 )
 def test_ensemble_command_usage_errors(tmp_path, capsys, args, message):

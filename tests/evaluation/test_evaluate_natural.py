@@ -45,3 +45,24 @@ def test_reader_for_folder_takes_the_ending_most_files_have(tmp_path: Path) -> N
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 3, 4), np.uint8)), str(tmp_path / "nii" / "a.nii.gz"))
     assert reader_for_folder(tmp_path / "nii").name == "simpleitk"
     assert reader_for_folder(tmp_path / "empty").name == "simpleitk"  # pair_files then names the problem
+
+
+def test_postprocess_apply_reads_and_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from segforge.cli.app import main
+    from segforge.config.jsonio import save_model
+    from segforge.postprocessing.decision import PostprocessingDecision
+
+    seg = _disc(0)
+    seg[0, 0] = 1  # a stray pixel the largest-component rule removes
+    _pngs(tmp_path / "in", {"a": seg})
+    decision = PostprocessingDecision(
+        labels=[1], foreground_lcc=True, foreground_dice_before=0.5, foreground_dice_with_lcc=0.6,
+        dice_before={"1": 0.5}, dice_after={"1": 0.6}, num_cases=1,
+    )  # fmt: skip
+    save_model(tmp_path / "pp.json", decision)
+    try:
+        main(["postprocess", "apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--pp-json",
+              str(tmp_path / "pp.json")])  # fmt: skip
+    except SystemExit as exc:
+        assert exc.code in (0, None), capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), _disc(0))

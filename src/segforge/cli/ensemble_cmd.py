@@ -31,12 +31,15 @@ def ensemble_command(
     """Average the probabilities of several predictions case by case and write the argmax segmentation."""
     from segforge.ensembling import ensemble_folders
     from segforge.errors import UsageError
+    from segforge.io.image_io import image_io_for
     from segforge.plugins import get_registries
 
-    image_io = get_registries().image_io.get("simpleitk")
-    if file_ending not in image_io.file_endings:
-        raise UsageError(f"--file-ending {file_ending} is not one of {', '.join(image_io.file_endings)}",
+    registries = get_registries()
+    endings = sorted({e for entry in registries.image_io for e in entry.component.file_endings})
+    if file_ending not in endings:
+        raise UsageError(f"--file-ending {file_ending} is not one of {', '.join(endings)}",
                          hint="use the dataset's file ending, e.g. --file-ending .nii.gz")  # fmt: skip
+    image_io = image_io_for(file_ending, registries)  # the IO owning that ending (PNG: natural2d)
     result = ensemble_folders(inputs, output, save_probabilities=save_probabilities, num_processes=num_processes,
                               skip_existing=continue_, file_ending=file_ending, image_io=image_io,
                               show_progress=True)  # fmt: skip

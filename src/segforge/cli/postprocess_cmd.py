@@ -61,8 +61,7 @@ def determine_command(
     registries = get_registries()
     fold_names = parse_folds(folds, list(ctx.args))
     run_dir = find_model_dir(task, model_dir, config, trainer, network, plans, registries)
-    image_io = registries.image_io.get("simpleitk")
-    decision, path = determine_for_run(run_dir, fold_names, image_io)
+    decision, path = determine_for_run(run_dir, fold_names)  # read with the IO of the validated files' ending
     render.show(decision_table(decision))
     render.message(f"cross-validation predictions in {decision.source}")
     render.message(f"wrote {path}")
@@ -78,6 +77,7 @@ def apply_command(
 ) -> None:
     """Apply a postprocessing.json to every segmentation of a folder."""
     from segforge.errors import UsageError
+    from segforge.evaluation.evaluate_folder import reader_for_folder
     from segforge.plugins import get_registries
     from segforge.postprocessing.apply import apply_to_folder, find_decision, load_decision
 
@@ -91,7 +91,7 @@ def apply_command(
         raise UsageError(f"{model_dir} has no postprocessing.json",
                          hint=f"run `segforge postprocess determine -m {model_dir}` first")  # fmt: skip
     decision = load_decision(path)
-    image_io = get_registries().image_io.get("simpleitk")
+    image_io = reader_for_folder(Path(input_folder), get_registries())  # PNG segmentations: natural2d
     written = apply_to_folder(input_folder, output_folder, decision, image_io)
     render.message(f"{decision.describe()}: {len(written)} file(s) written to {output_folder}")
 

@@ -206,10 +206,10 @@ def ensemble_folders(
         raise UsageError(f"output folder {output} is one of the inputs", hint="write the ensemble to a new folder")
     cases = matching_cases(folders)
     check_cases(cases)
-    if image_io is None:
-        from segforge.plugins import get_registries
+    if image_io is None:  # the IO registered for the segmentations' ending (PNG: natural2d)
+        from segforge.io.image_io import image_io_for
 
-        image_io = get_registries().image_io.get("simpleitk")
+        image_io = image_io_for(file_ending)
     jobs, skipped = plan_jobs(cases, output, file_ending, save_probabilities, skip_existing)
     output.mkdir(parents=True, exist_ok=True)
     results = map_cases(_worker, [(j, image_io) for j in jobs], num_processes, description="ensembling",

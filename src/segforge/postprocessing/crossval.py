@@ -97,13 +97,13 @@ def determine_for_run(
     run_dir: Path, folds: list[str] | None = None, image_io: Any = None
 ) -> tuple[PostprocessingDecision, Path]:
     """Collect the cross-validation predictions, decide, and write ``<run>/postprocessing.json``."""
-    if image_io is None:
-        from segforge.plugins import get_registries
-
-        image_io = get_registries().image_io.get("simpleitk")
     run_dir = run_folder_of(run_dir)
     folder, merged = collect_crossval(run_dir, folds)
     pairs = [(Path(c.reference_file), Path(c.prediction_file)) for c in merged.metric_per_case]
+    if image_io is None:  # the IO owning the validated files (PNG for a natural-image run)
+        from segforge.io.image_io import image_io_for
+
+        image_io = image_io_for(pairs[0][0] if pairs else ".nii.gz")
     missing = [str(r) for r, _ in pairs if not r.is_file()]
     if missing:
         raise UsageError(
