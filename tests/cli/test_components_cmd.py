@@ -50,7 +50,8 @@ def test_list_json_for_one_kind(cli, fake_dists, kind):
     }
 
 
-def test_list_of_an_empty_kind_says_so(cli):
+def test_list_of_an_empty_kind_says_so(cli, monkeypatch):
+    monkeypatch.setenv("SEGFORGE_DISABLE_PLUGINS", "builtin.callbacks")  # registers the only builtin callback
     result = cli("components", "list", "--kind", "callback")
     assert result.exit_code == 0
     assert result.stderr.strip() == "no callback components registered"

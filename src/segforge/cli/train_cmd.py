@@ -47,6 +47,12 @@ def train_command(
         Optional[list[str]],
         typer.Option("--set", help="Override a trainer param (KEY=VALUE, loss.KEY=VALUE); repeatable."),
     ] = None,
+    callbacks: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--callback", help="Registered callback to run (params: --set callback.NAME.KEY=VALUE); repeatable."
+        ),
+    ] = None,
     validate_only: Annotated[
         bool,
         typer.Option("--validate-only", "-val", help="Only validate the final checkpoint."),
@@ -90,6 +96,7 @@ def train_command(
         iterations_per_epoch=iterations_per_epoch,
         time_budget_min=time_budget,
         overrides=list(overrides or []),
+        callbacks=list(callbacks or []),
         started_ago_s=process_age_s() if _is_segforge_program() else 0.0,
         npz=npz,
     )
@@ -147,6 +154,8 @@ def _canonical_command(request) -> list[str]:
     flags = (("--continue", request.resume), ("--fp32", request.fp32), ("--npz", request.npz))
     args += [flag for flag, on in flags if on]
     args += ["--deterministic"] if request.deterministic else []
+    for name in request.callbacks:
+        args += ["--callback", name]
     for item in request.overrides:
         args += ["--set", item]
     return args

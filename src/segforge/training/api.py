@@ -14,6 +14,7 @@ from typing import Any
 
 from segforge.errors import UsageError
 from segforge.training import distributed
+from segforge.training.callback_selection import is_callback_item, select_callbacks
 from segforge.training.checkpoint import CheckpointWarning, resumable_checkpoint
 from segforge.training.clock import Clock
 from segforge.training.overrides import apply_overrides
@@ -27,7 +28,7 @@ def _params(context: RunContext, resume: dict[str, Any] | None) -> tuple[Any, di
     request = context.request
     model = context.trainer_entry.component.Params
     base = model.model_validate(resume["trainer"]["params"]) if resume else model()
-    items = list(request.overrides)
+    items = [item for item in request.overrides if not is_callback_item(item)]  # callback.NAME.KEY: selection
     if request.epochs is not None:
         items.insert(0, f"epochs={request.epochs}")
     if request.iterations_per_epoch is not None:
@@ -47,6 +48,14 @@ def _check_loss_params(context: RunContext, params: Any, loss_updates: dict[str,
     from segforge.training.run_loss import check_loss
 
     check_loss(context, context.trainer_entry.component, params, loss_updates, get_registries())
+
+
+def _callbacks(request: RunRequest, resume: dict[str, Any] | None, registries: Any) -> Any:
+    """``--callback`` / ``--set callback.NAME.KEY`` (plus the checkpoint's selection on --continue), created now."""
+    from segforge.plugins import get_registries
+
+    stored = resume.get("callbacks") if resume is not None else None
+    return select_callbacks(request.callbacks, request.overrides, stored, registries or get_registries())
 
 
 def _check_request(request: RunRequest) -> None:
@@ -93,6 +102,7 @@ def build_trainer(request: RunRequest, registries: Any = None) -> tuple[Any, dic
         found = resumable_checkpoint(context.fold_folder) if request.resume else None
     resume = found[1] if found else None
     params, loss_updates = _params(context, resume)
+    callbacks = _callbacks(request, resume, registries)
     context.fold_folder.mkdir(parents=True, exist_ok=True)
     log = open_log(run, context.fold_folder / TRAINING_LOG)
     for note in context.notes:
@@ -104,7 +114,9 @@ def build_trainer(request: RunRequest, registries: Any = None) -> tuple[Any, dic
     clock = Clock(started_ago_s=request.started_ago_s)
     budget, params = _budget(request, resume, params, device.type, context.configuration.batch_size, clock)
     trainer_cls = context.trainer_entry.component
-    trainer = trainer_cls(context, params, log, device=device, loss_params=loss_updates, budget=budget, clock=clock)
+    trainer = trainer_cls(
+        context, params, log, device=device, loss_params=loss_updates, budget=budget, clock=clock, callbacks=callbacks
+    )
     if run.active:
         log.line(distributed.describe(run, trainer.batch_size, params.oversample_foreground_percent))
     trainer.setup()

@@ -4,6 +4,11 @@ Each step is a method of the trainer (see :mod:`.trainer`), so plugins change be
 overriding steps, not this loop. The loop checks after every iteration whether a signal
 asked it to stop (then it saves ``checkpoint_latest.pt`` at that exact iteration and exits
 non-zero) and, in budget mode, whether the budget says to stop.
+
+The run's callbacks (:mod:`.callbacks`) hear about it at fixed points: run start, every
+training iteration, every validation, every epoch end, every saved checkpoint (from
+:meth:`DefaultTrainer.save_checkpoint`) and run end, whatever the end (finished, paused,
+interrupted by a signal, or failed with an exception, which is then re-raised).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 
 from segforge.training import checkpoint as ckpt
 from segforge.training import distributed
+from segforge.training.callbacks import callbacks_of, epoch_row, run_start_data
 from segforge.training.signals import StopRequest, TrainingInterrupted, stop_on_signals
 
 
@@ -36,20 +42,29 @@ class TrainingResult:
 
 def run_training(trainer: Any, stop_after_epochs: int | None = None) -> TrainingResult:
     """Train until the schedule (or budget) is done, or ``stop_after_epochs`` epochs of this session."""
-    log = trainer.log
+    log, callbacks = trainer.log, callbacks_of(trainer)
     epochs_this_session = 0
     with stop_on_signals() as stop:
         log.start_progress()
         try:
             distributed.before_training(trainer)  # the budget's choices (rank 0's under torchrun)
+            callbacks.emit(trainer, "run_start", **run_start_data(trainer))
             while not trainer.done():
                 run_epoch(trainer, stop)
                 epochs_this_session += 1
                 if stop_after_epochs is not None and epochs_this_session >= stop_after_epochs and not trainer.done():
                     trainer.save_checkpoint(ckpt.LATEST)
                     trainer.write_manifest("paused")
+                    _run_end(trainer, "paused")
                     return _result(trainer, "paused")
             finish(trainer)
+            _run_end(trainer, "finished")
+        except TrainingInterrupted:
+            _run_end(trainer, "interrupted")
+            raise
+        except Exception as exc:
+            _run_end(trainer, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            raise
         finally:
             log.stop_progress()
             for loader in (getattr(trainer, "train_loader", None), getattr(trainer, "val_loader", None)):
@@ -67,7 +82,7 @@ def epoch_length(trainer: Any) -> int:
 
 def run_epoch(trainer: Any, stop: StopRequest) -> None:
     """One epoch: its remaining training iterations, then validation and the epoch-end step."""
-    state = trainer.state
+    state, callbacks = trainer.state, callbacks_of(trainer)
     epoch = state.epoch
     trainer.on_epoch_start(epoch)
     trainer.log.epoch_bar(f"epoch {epoch}", epoch_length(trainer), state.iteration_in_epoch)
@@ -85,6 +100,7 @@ def run_epoch(trainer: Any, stop: StopRequest) -> None:
         losses.append(loss)
         state.partial_losses = losses
         trainer.log.advance(loss)
+        callbacks.emit(trainer, "train_step_end", loss=loss)
         if trainer.budget is not None:
             trainer.budget.after_iteration(trainer)
         distributed.sync_iteration(trainer, stop)  # under torchrun: all ranks stop, or go on, together
@@ -92,7 +108,9 @@ def run_epoch(trainer: Any, stop: StopRequest) -> None:
             interrupt(trainer, stop)
     train_loss = float(np.mean(losses)) if losses else math.nan
     val = trainer.validate(epoch)
+    callbacks.emit(trainer, "validation_end", epoch, **val, final=False)
     trainer.on_epoch_end(epoch, train_loss, val, time.perf_counter() - started)
+    callbacks.emit(trainer, "epoch_end", epoch, **epoch_row(trainer))
     if trainer.budget is not None:
         trainer.budget.after_epoch(trainer)
     distributed.sync_iteration(trainer, stop)
@@ -127,6 +145,7 @@ def finish(trainer: Any) -> None:
         started = time.perf_counter()
         val = trainer.validate(state.epoch, final_iterations)
         trainer.final_pseudo_dice = val["dice"]
+        callbacks_of(trainer).emit(trainer, "validation_end", **val, final=True)
         dice = ", ".join(f"{d:.4f}" for d in val["dice"])
         trainer.log.line(
             f"final validation ({final_iterations} batches, {time.perf_counter() - started:.1f} s): "
@@ -141,6 +160,12 @@ def finish(trainer: Any) -> None:
     trainer.log.line(
         f"training finished: {state.epoch} epochs, {state.iteration} iterations, {trainer.clock.elapsed():.0f} s"
     )
+
+
+def _run_end(trainer: Any, status: str, error: str | None = None) -> None:
+    """The ``run_end`` event, for every way the loop ends (after the last manifest write of the loop)."""
+    data = {"status": status, "best_ema": trainer.state.best_ema, "final_pseudo_dice": trainer.final_pseudo_dice}
+    callbacks_of(trainer).emit(trainer, "run_end", **data, elapsed_s=trainer.clock.elapsed(), error=error)
 
 
 def _result(trainer: Any, status: str) -> TrainingResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from segforge.training.callbacks import callbacks_of
 from segforge.training.run_dir import command_line, environment, plans_digest, plugin_versions
 
 
@@ -38,6 +39,7 @@ def build_manifest(trainer: Any, status: str) -> dict[str, Any]:
         "trainer": _component(ctx.trainer_entry, params.model_dump(mode="json")),
         "network": _component(ctx.network_entry, dict(ctx.configuration.network.params)),
         "loss": _component(registries.loss.entry(trainer.loss_name), dict(trainer.loss_params)),
+        "callbacks": callbacks_of(trainer).records(),  # names, versions, params, errors of --callback
         "plugins": plugin_versions(),
         "report_header": get_manager().report_header(),
         "seed": params.seed,

@@ -39,6 +39,8 @@ class RunRequest:
     iterations_per_epoch: int | None = None
     time_budget_min: float | None = None
     overrides: list[str] = field(default_factory=list)
+    #: registered callbacks this run selects (``--callback NAME``); see :mod:`segforge.training.callbacks`
+    callbacks: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
     #: seconds the process ran before training was asked for (the CLI's start-up), counted by budgets
     started_ago_s: float = 0.0

@@ -28,6 +28,7 @@ import numpy as np
 from segforge._version import __version__
 from segforge.training import checkpoint as ckpt
 from segforge.training import distributed
+from segforge.training.callbacks import Callbacks
 from segforge.training.clock import Clock
 from segforge.training.device import configure_determinism, resolve_precision, set_threads
 from segforge.training.params import TrainerParams
@@ -65,12 +66,14 @@ class DefaultTrainer:
         loss_params: dict[str, Any] | None = None,
         budget: BudgetController | None = None,
         clock: Clock | None = None,
+        callbacks: Callbacks | None = None,
     ) -> None:
         self.context = context
         self.params = params
         self.log = log
         self.device = device
         self.budget = budget
+        self.callbacks = callbacks if callbacks is not None else Callbacks()  # the run's --callback selection
         self.clock = clock or (budget.clock if budget is not None else Clock())
         self.loss_name = resolve_loss(context, type(self), params)  # the same choice the early check made
         self.loss_params = {**params.loss_params, **(loss_params or {})}
@@ -359,6 +362,7 @@ class DefaultTrainer:
             "loss": {"name": self.loss_name, "params": dict(self.loss_params)},
             "versions": {"segforge": __version__, "plugins": plugin_versions()},
             "budget": self.budget.state_dict() if self.budget is not None else None,
+            "callbacks": self.callbacks.records(),  # restored on --continue
             "mirror_axes": self.mirror_axes(),
         }
 
@@ -375,6 +379,7 @@ class DefaultTrainer:
             started = time.perf_counter()
             ckpt.save_checkpoint(self.context.fold_folder / name, self.checkpoint_payload())
             self.log.line(f"saved {name} ({time.perf_counter() - started:.1f} s)")
+            self.callbacks.emit(self, "checkpoint_saved", name=name, path=str(self.context.fold_folder / name))
         self.dist.barrier()
 
     def restore(self, payload: dict[str, Any]) -> None:
