@@ -31,6 +31,7 @@ import numpy as np
 from segforge.errors import SegforgeError, UsageError
 from segforge.inference.export import export_prediction
 from segforge.inference.sliding_window import SlidingWindowPredictor, SlidingWindowSettings
+from segforge.io.image_io import image_io_for
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -50,6 +51,8 @@ class CaseJob:
     case_id: str
     images: tuple[Path, ...]
     output: Path
+    #: the image IO that reads ``images`` when it is not the model's (a DICOM series folder's); None: the model's
+    reader: Any = None
 
 
 @dataclass
@@ -114,9 +117,18 @@ def list_jobs(
     skip_existing: bool = False,
 ) -> tuple[list[CaseJob], list[CaseJob]]:
     """``(to do, skipped)`` for this shard; channels are checked for every case of the folder first."""
+    from segforge.io.folder_cases import folder_cases
     from segforge.io.layouts import case_files_from_folder
 
     input_folder, output_folder = Path(input_folder), Path(output_folder)
+    series = folder_cases(input_folder, tuple(endings), num_channels)  # one sub-folder per case (DICOM series)
+    if series is not None:
+        chosen = set(shard([c.case_id for c in series], part_id, num_parts))
+        jobs = [CaseJob(c.case_id, (c.folder,), output_folder / f"{c.case_id}{c.output_ending}", reader=c.reader)
+                for c in series if c.case_id in chosen]  # fmt: skip
+        if not skip_existing:
+            return jobs, []
+        return [j for j in jobs if not j.output.exists()], [j for j in jobs if j.output.exists()]
     ending = input_file_ending(input_folder, endings)
     files = case_files_from_folder(input_folder, ending, num_channels)  # an RGB PNG holds 3 channels in one file
     out_ending = segmentation_ending(ending)
@@ -147,7 +159,7 @@ class CasePipeline:
             from segforge.plugins import get_registries
 
             registries = get_registries()
-        self.model = model
+        self.model, self.registries = model, registries
         self.plans, self.conf = model.plans, model.configuration
         self.image_io = registries.image_io.get(self.plans.image_io)
         self.preprocessor = CasePreprocessor(self.plans, [self.conf.name], image_io=self.image_io,
@@ -164,13 +176,20 @@ class CasePipeline:
         return self.window.predict_logits(case.data, progress)
 
     def export(self, logits: Any, case: PreprocessedCase, job: CaseJob) -> Path:
-        path = export_prediction(logits, case.props, self.plans, self.conf, job.output, image_io=self.image_io,
+        # a series folder's segmentation goes to the IO of its output ending (NIfTI), not to the model's
+        writer = self.image_io if job.reader is None else image_io_for(job.output, self.registries)
+        path = export_prediction(logits, case.props, self.plans, self.conf, job.output, image_io=writer,
                                  save_probabilities=self.save_probabilities, postprocess=self.postprocess)  # fmt: skip
         return path
 
 
 def _preprocess_with(pre: CasePreprocessor, job: CaseJob) -> PreprocessedCase:
     ident = pre.data_identifiers[0]
+    if job.reader is not None:  # a series folder: read by its own IO, preprocessed as the model's cases are
+        from segforge.preprocessing.preprocessor import source_files
+
+        data, props = job.reader.read_images(list(job.images))
+        return pre.run_arrays(data, None, props, job.case_id, [ident], source_files(job.images))[ident]
     return pre.run_files(list(job.images), None, job.case_id, [ident])[ident]
 
 

@@ -300,3 +300,53 @@ def image_io_for(path_or_ending: PathLike, registries: Any = None) -> Any:
             hint="convert the images to NIfTI (.nii.gz) or install a plugin that reads this format",
         )
     return best[2]
+
+
+# -- folders as images (a DICOM series) ------------------------------------------------------------
+#: image formats stored as a folder of files, how to recognise one without its reader, and what reads it
+_FOLDER_FORMATS: tuple[tuple[str, str], ...] = (("DICOM", "pip install segforge-dicom"),)
+
+
+def directory_image_io_for(folder: PathLike, registries: Any = None) -> Any | None:
+    """The registered image-IO component that reads ``folder`` as ONE image (a DICOM series), else None.
+
+    A file has an ending; a folder has none, so a component that reads folders says so with an
+    optional ``claims_directory(path) -> bool`` (checked in component-name order). A component may
+    raise a one-line ConfigError there for a folder of its format it cannot read (two series,
+    a missing slice), so a bad case stops ``predict`` before any case is written.
+    """
+    if registries is None:
+        from segforge.plugins import get_registries
+
+        registries = get_registries()
+    for entry in registries.image_io:
+        claims = getattr(entry.component, "claims_directory", None)
+        if claims is not None and claims(Path(folder)):
+            return entry.component
+    return None
+
+
+def _looks_like_dicom(folder: Path, probe: int = 8) -> bool:
+    """True when one of the first ``probe`` files carries the DICOM Part 10 marker ('DICM' at byte 128)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))[:probe]
+    for path in files:
+        with open(path, "rb") as fh:
+            if fh.read(132)[128:132] == b"DICM":
+                return True
+    return False
+
+
+def unreadable_folder_error(folder: PathLike) -> ConfigError | None:
+    """The error for a folder in a folder format no installed component reads (with the install line), else None.
+
+    Core segforge reads no DICOM itself (it would need pydicom/highdicom for every user); this
+    recognises the format by its marker bytes only, to name the plugin that reads it.
+    """
+    folder = Path(folder)
+    for name, install in _FOLDER_FORMATS:
+        if name == "DICOM" and _looks_like_dicom(folder):
+            return ConfigError(
+                f"{folder} is a {name} series folder, but no installed image IO reads {name}",
+                hint=f"`{install}` (it adds DICOM series folders as cases to predict), or convert the series to NIfTI",
+            )
+    return None

@@ -1,0 +1,115 @@
+"""Bad series folders given to ``segforge predict``: one error line naming the folder and series, nothing written.
+
+Made from copies of the real slices: a second series (a copy with another SeriesInstanceUID
+and description), a missing middle slice, a duplicated slice; and the plugin blocked
+(``-p no:dicom``), which must name the package to install.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from conftest import copy_series
+
+PREDICT = ("--no-tta", "--sequential", "--device", "cpu")
+OTHER_UID = "1.2.826.0.1.3680043.8.498.77"
+
+
+def two_series(ct_series: Path, folder: Path) -> Path:
+    """The real series plus a renamed copy of it with another UID and description: two series in one folder."""
+    copy_series(ct_series, folder)
+    for path in sorted(ct_series.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID, ds.SeriesDescription = OTHER_UID, "CT copy"
+        ds.save_as(folder / f"copy_{path.name}")
+    return folder
+
+
+def missing_slice(ct_series: Path, folder: Path) -> Path:
+    copy_series(ct_series, folder)
+    files = sorted(folder.iterdir(), key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True)
+                                                         .ImagePositionPatient[2]))  # fmt: skip
+    files[10].unlink()  # a middle slice
+    return folder
+
+
+def error_line(code: int, err: str) -> str:
+    assert code != 0 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    assert "\nhint: " in "\n" + err
+    return errors[0]
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    return folder
+
+
+def test_two_series_in_one_case_folder_are_named_and_refused(ct_series, tiny_model, inputs, tmp_path, run_cli):
+    shutil.copytree(ct_series, inputs / "good")
+    two_series(ct_series, inputs / "mixed")
+    code, _, err = run_cli("predict", "-i", inputs, "-o", tmp_path / "out", "-m", tiny_model, *PREDICT)
+    line = error_line(code, err)
+    assert f"{inputs / 'mixed'} holds 2 DICOM series" in line
+    assert "(no SeriesInstanceUID) 'CT Body 3.0' (20 CT slices)" in line and f"{OTHER_UID} 'CT copy'" in line
+    assert not (tmp_path / "out").exists()  # checked before any case is predicted: the good case is not written
+
+
+def test_series_option_selects_one_series(ct_series, tiny_model, inputs, tmp_path, run_cli):
+    two_series(ct_series, inputs / "mixed")
+    code, _, err = run_cli("dicom", "predict", "-i", inputs, "-o", tmp_path / "out", "-m", tiny_model,
+                           "--series", "CT copy", "--nifti-only", "--no-tta", "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mixed.nii.gz"]
+    code, _, err = run_cli("dicom", "predict", "-i", inputs, "-o", tmp_path / "out2", "-m", tiny_model,
+                           "--series", "CT", "--nifti-only")  # fmt: skip
+    assert "no series with SeriesInstanceUID or SeriesDescription 'CT'" in error_line(code, err)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_missing_slice_is_refused(ct_series, tiny_model, inputs, tmp_path, run_cli):
+    missing_slice(ct_series, inputs / "gap")
+    code, _, err = run_cli("predict", "-i", inputs, "-o", tmp_path / "out", "-m", tiny_model, *PREDICT)
+    line = error_line(code, err)
+    assert "slice spacing is not uniform (4 mm between" in line and "2 mm elsewhere): a slice is missing" in line
+    assert str(inputs / "gap") in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_slice_is_refused(ct_series, inputs, tmp_path, run_cli):
+    folder = copy_series(ct_series, inputs / "dup")
+    first = sorted(folder.iterdir())[0]
+    shutil.copy(first, folder / "again")
+    code, _, err = run_cli("dicom", "to-nifti", folder, tmp_path / "x.nii.gz")
+    assert "share one slice position" in error_line(code, err)
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_without_the_plugin_predict_names_the_package(ct_series, tiny_model, inputs, tmp_path, run_cli):
+    shutil.copytree(ct_series, inputs / "patient")
+    code, _, err = run_cli("-p", "no:dicom", "predict", "-i", inputs, "-o", tmp_path / "out", "-m", tiny_model,
+                           *PREDICT)  # fmt: skip
+    line = error_line(code, err)
+    assert "is a DICOM series folder, but no installed image IO reads DICOM" in line
+    assert "pip install segforge-dicom" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_single_series_as_the_input_folder_says_to_use_subfolders(ct_series, tiny_model, tmp_path, run_cli):
+    code, _, err = run_cli("predict", "-i", ct_series, "-o", tmp_path / "out", "-m", tiny_model, *PREDICT)
+    assert "is itself one series, not a folder of cases" in error_line(code, err)
+
+
+def test_a_non_series_folder_beside_series_is_refused(ct_series, tiny_model, inputs, tmp_path, run_cli):
+    shutil.copytree(ct_series, inputs / "patient")
+    (inputs / "notes").mkdir()
+    (inputs / "notes" / "a.txt").write_text("x")
+    code, _, err = run_cli("predict", "-i", inputs, "-o", tmp_path / "out", "-m", tiny_model, *PREDICT)
+    assert f"{inputs / 'notes'} is not a series folder, but patient next to it is" in error_line(code, err)
