@@ -165,3 +165,13 @@ def test_write_image_float_only_as_tiff(tmp_path: Path) -> None:
 def test_write_checks_the_shape_against_the_geometry(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"array shape \(5, 6\) does not match the image geometry \(1, 6, 5\)"):
         IO.write_seg(np.zeros((5, 6), np.uint8), tmp_path / "p.png", natural_properties(6, 5))
+
+
+def test_header_geometry_ignores_dpi_as_the_reader_does(tmp_path: Path) -> None:
+    from segforge.io.header_geometry import header_geometry_for
+    from segforge.resources import header_geometry
+
+    Image.fromarray(np.zeros((50, 40), np.uint8)).save(tmp_path / "c_0000.tif", dpi=(1, 1))
+    assert header_geometry(tmp_path / "c_0000.tif") == ((50, 40), (25.4, 25.4))  # SimpleITK: 1 inch per pixel
+    assert header_geometry_for(tmp_path / "c_0000.tif") == ((1, 50, 40), (999.0, 1.0, 1.0))
+    assert header_geometry_for(tmp_path / "missing.png") is None

@@ -11,7 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from segforge.resources import check_memory, header_geometry, memory_limit, predict_bytes, resampled_voxels
+from segforge.io.header_geometry import header_geometry_for
+from segforge.resources import check_memory, memory_limit, predict_bytes, resampled_voxels
 
 
 def check_prediction_memory(jobs: Sequence[Any], model: Any, overlap: bool, save_probabilities: bool) -> None:
@@ -20,7 +21,7 @@ def check_prediction_memory(jobs: Sequence[Any], model: Any, overlap: bool, save
     classes = len(plans.labels)
     in_flight = 2 if overlap else 1  # overlap keeps the next case preprocessed while one is predicted
     for job in jobs:
-        geometry = header_geometry(job.images[0]) if job.images and job.images[0].is_file() else None
+        geometry = header_geometry_for(job.images[0]) if job.images and job.images[0].is_file() else None
         if geometry is None:
             continue
         shape, spacing = geometry

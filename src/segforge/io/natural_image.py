@@ -184,6 +184,22 @@ class NaturalImage2DIO:
         height, width = pixels.shape
         return _as_integer_labels(pixels, path)[None, None], natural_properties(height, width)
 
+    def header_geometry(self, path: PathLike) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
+        """(shape, spacing) as :meth:`read_images` gives them, from the header only (for memory estimates).
+
+        SimpleITK would take a spacing from the file's DPI (a 1-dpi TIFF: 25.4 mm per pixel), which
+        this component ignores; the estimate must use the geometry the pipeline will see.
+        """
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, ValueError):
+            return None  # the reader proper reports unreadable files with its own message
+        props = natural_properties(height, width)
+        return tuple(props.shape), tuple(props.spacing)
+
     # -- writing --------------------------------------------------------------------------
     def segmentation_ending(self, image_ending: str) -> str:
         """The ending a segmentation of images with ``image_ending`` is written with (PNG for JPEG)."""

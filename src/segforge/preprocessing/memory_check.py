@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from segforge.resources import check_memory, header_geometry, memory_limit, preprocess_bytes, resampled_voxels
+from segforge.io.header_geometry import header_geometry_for
+from segforge.resources import check_memory, memory_limit, preprocess_bytes, resampled_voxels
 
 
 def case_preprocess_bytes(case: Any, plans: Any, names: Sequence[str]) -> tuple[int, str] | None:
     """Bytes the largest configuration of ``case`` needs, and a description; None if the header is unreadable."""
     if not case.images or not case.images[0].is_file():
         return None
-    geometry = header_geometry(case.images[0])
+    geometry = header_geometry_for(case.images[0])
     if geometry is None:
         return None
     shape, spacing = geometry
