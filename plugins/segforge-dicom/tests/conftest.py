@@ -70,9 +70,12 @@ def complete_series(ct_series: Path, tmp_path_factory: pytest.TempPathFactory) -
                        series=generate_uid(entropy_srcs=["series"]))  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fold folder holding a checkpoint of a freshly built 2-stage U-Net (random weights, fixed seed)."""
+def write_tiny_model(root: Path, stage: str = "3d_fullres") -> Path:
+    """A fold folder under ``root`` holding a checkpoint of a freshly built 2-stage U-Net (random weights, seed 0).
+
+    ``stage="3d_cascade_fullres"`` makes the second stage of a cascade (plans with 3d_lowres before it;
+    its network takes the image and the lowres one-hot).
+    """
     import torch
 
     from segforge.artifacts.checkpoint import CHECKPOINT_FORMAT_VERSION, CHECKPOINT_KEYS, save_checkpoint
@@ -80,32 +83,44 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from segforge.networks.generic_unet import GenericUNetBuilder
     from segforge.testing.plans import plans_for
 
-    conf = ConfigurationPlan(
-        name="3d_fullres", data_identifier="segforgePlans_3d_fullres", spacing=list(MODEL_SPACING),
-        patch_size=[16, 32, 32], batch_size=2, median_image_size_in_voxels=[20.0, 64.0, 64.0],
-        normalization=["ct"], use_mask_for_norm=[False], resampling=ResamplingSpec(),
-        network=NetworkSpec(name="generic_unet", version="1.0", params=TINY_UNET),
-    )  # fmt: skip
+    def conf(name: str, **links: str) -> ConfigurationPlan:
+        return ConfigurationPlan(
+            name=name, data_identifier=f"segforgePlans_{name}", spacing=list(MODEL_SPACING),
+            patch_size=[16, 32, 32], batch_size=2, median_image_size_in_voxels=[20.0, 64.0, 64.0],
+            normalization=["ct"], use_mask_for_norm=[False], resampling=ResamplingSpec(),
+            network=NetworkSpec(name="generic_unet", version="1.0", params=TINY_UNET), **links,
+        )  # fmt: skip
+
+    confs = [conf(stage)]
+    if stage == "3d_cascade_fullres":
+        confs = [conf("3d_lowres", next_stage=stage), conf(stage, previous_stage="3d_lowres")]
     stats = IntensityStats(mean=40.0, median=40.0, std=300.0, min=-1024.0, max=2000.0, percentile_00_5=-1000.0,
                            percentile_99_5=1500.0)  # fmt: skip
-    plans = plans_for(conf, stats=stats, labels=MODEL_LABELS, dataset="Task123_DicomTest")
+    plans = plans_for(*confs, stats=stats, labels=MODEL_LABELS, dataset="Task123_DicomTest")
+    in_channels = 1 if stage != "3d_cascade_fullres" else len(MODEL_LABELS)  # image + one-hot of labels 1, 2
     torch.manual_seed(0)
-    net = GenericUNetBuilder().build(TINY_UNET, 1, len(MODEL_LABELS), deep_supervision=True)
+    net = GenericUNetBuilder().build(TINY_UNET, in_channels, len(MODEL_LABELS), deep_supervision=True)
     payload = {key: None for key in CHECKPOINT_KEYS}
     payload.update(
         format_version=CHECKPOINT_FORMAT_VERSION, segforge_version="0", network_weights=net.state_dict(),
         optimizer_state={}, schedule={}, progress={"iteration": 1}, logs={}, rng={}, seed=0,
-        plans_json=plans.model_dump_json(), configuration=conf.name,
-        network={"name": "generic_unet", "version": "1.0", "params": TINY_UNET, "in_channels": 1,
+        plans_json=plans.model_dump_json(), configuration=stage,
+        network={"name": "generic_unet", "version": "1.0", "params": TINY_UNET, "in_channels": in_channels,
                  "num_classes": len(MODEL_LABELS), "deep_supervision": True,
                  "origin": {"plugin": "builtin.networks", "dist": "segforge", "version": "0", "builtin": True}},
         trainer={"name": "default", "version": "1.0", "params": {}}, loss={"name": "dc_ce", "params": {}},
         versions={"segforge": "0", "plugins": []},
     )  # fmt: skip
-    fold = tmp_path_factory.mktemp("model") / "Task123_DicomTest" / "default__generic_unet__segforgePlans" / "fold_0"
+    fold = root / "Task123_DicomTest" / stage / "default__generic_unet__segforgePlans" / "fold_0"
     fold.mkdir(parents=True)
     save_checkpoint(fold / "checkpoint_final.pt", payload)
     return fold
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3d_fullres fold folder with random weights: the CT is predicted at 8 x 8 x 2 mm (64 x 64 x 20 voxels)."""
+    return write_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture

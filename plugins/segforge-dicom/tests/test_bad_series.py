@@ -13,7 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import copy_series
+from conftest import copy_series, write_tiny_model
 
 PREDICT = ("--no-tta", "--sequential", "--device", "cpu")
 OTHER_UID = "1.2.826.0.1.3680043.8.498.77"
@@ -113,3 +113,11 @@ def test_a_non_series_folder_beside_series_is_refused(ct_series, tiny_model, inp
     (inputs / "notes" / "a.txt").write_text("x")
     code, _, err = run_cli("predict", "-i", inputs, "-o", tmp_path / "out", "-m", tiny_model, *PREDICT)
     assert f"{inputs / 'notes'} is not a series folder, but patient next to it is" in error_line(code, err)
+
+
+def test_a_cascade_model_refuses_series_folders_before_its_first_stage(ct_series, inputs, tmp_path, run_cli):
+    shutil.copytree(ct_series, inputs / "patient")
+    model = write_tiny_model(tmp_path / "results", "3d_cascade_fullres")
+    code, _, err = run_cli("predict", "-i", inputs, "-o", tmp_path / "out", "-m", model, *PREDICT)
+    assert "a cascade model cannot read series sub-folders as cases yet" in error_line(code, err)
+    assert not (tmp_path / "out").exists()

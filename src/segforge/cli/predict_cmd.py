@@ -131,7 +131,9 @@ class _Progress:
 
 def predict_command(
     ctx: typer.Context,
-    input_folder: Annotated[Path, typer.Option("-i", "--input", help="Folder with CASE_0000.nii.gz, ... files.")],
+    input_folder: Annotated[
+        Path, typer.Option("-i", "--input", help="Folder with CASE_0000.nii.gz, ... files, or series sub-folders.")
+    ],
     output_folder: Annotated[Path, typer.Option("-o", "--output", help="Folder for the segmentations.")],
     task: Annotated[Optional[str], typer.Option("--task", "-t", "-d", help="Task number or name.")] = None,
     config: Annotated[str, typer.Option("--config", "-c", help="Configuration.")] = "3d_fullres",
@@ -209,6 +211,8 @@ def predict_command(
                              checkpoint=checkpoint)  # fmt: skip
     networks, model = load_ensemble(run_dir, fold_names, checkpoint, registries)
     image_io = registries.image_io.get(model.plans.image_io)
+    if is_cascade(model):
+        _refuse_folder_cases_for_cascade(input_folder, image_io, image_channels(model), registries)
     if lowres_predictions is not None and not is_cascade(model):
         from segforge.errors import UsageError
 
@@ -261,6 +265,19 @@ def predict_command(
             results = run_jobs(pipeline, jobs, overlap=default_overlap(torch_device, overlap), progress=progress)
     render.show(summary_table(results, skipped))
     render.message(f"{len(results)} case(s) predicted in {time.perf_counter() - start:.1f} s -> {output_folder}")
+
+
+def _refuse_folder_cases_for_cascade(input_folder: Path, image_io: Any, channels: int, registries: Any) -> None:
+    """A cascade's second stage reads its cases with the lowres segmentation as files: series folders are refused
+    before the first stage writes anything."""
+    from segforge.errors import UsageError
+    from segforge.io.folder_cases import folder_cases
+
+    if folder_cases(input_folder, tuple(image_io.file_endings), channels, registries):
+        raise UsageError(
+            f"{input_folder}: a cascade model cannot read series sub-folders as cases yet",
+            hint="convert each series to CASE_0000.nii.gz first (`segforge dicom to-nifti`), or use a 3d_fullres model",
+        )
 
 
 @contextlib.contextmanager
