@@ -30,6 +30,7 @@ COMMAND_MODULES: list[str] = [
     "preprocess_cmd",
     "plan_cmd",
     "train_cmd",
+    "stop_cmd",
     "predict_cmd",
     "evaluate_cmd",
     "demo_cmd",

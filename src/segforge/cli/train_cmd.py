@@ -72,6 +72,7 @@ def train_command(
     <results>/<dataset>/<config>/<trainer>__<network>__<plans>/fold_<F>/.
 
     Ctrl-C (or SIGTERM) saves checkpoint_latest.pt and exits; --continue resumes it.
+    `segforge stop` (or SIGUSR1) finishes it now: the LR anneals to 0 over a short tail, then checkpoint_final.pt.
     """
     from segforge.cli import render
     from segforge.training.api import train

@@ -21,6 +21,7 @@ from segforge.training.overrides import apply_overrides
 from segforge.training.rank_log import open_log
 from segforge.training.run_dir import TRAINING_LOG
 from segforge.training.run_setup import RunContext, RunRequest, resolve_run
+from segforge.training.stop_request import running_marker
 
 
 def _params(context: RunContext, resume: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
@@ -86,6 +87,10 @@ def _budget(
     minutes = request.time_budget_min or stored["budget_s"] / 60
     budget = BudgetController(minutes * 60, params.budget, clock)
     prepared = budget.prepare_params(params, device_type, planned_batch)
+    if resume is None:
+        from segforge.training.fold_all_budget import fold_all_params
+
+        prepared = fold_all_params(prepared, request, budget)  # fold all: the budget goes to training
     return budget, (prepared if resume is None else params)
 
 
@@ -124,7 +129,22 @@ def build_trainer(request: RunRequest, registries: Any = None) -> tuple[Any, dic
         trainer.restore(resume)
     elif request.pretrained_weights is not None:
         trainer.load_pretrained(request.pretrained_weights)
+    _add_run_records(trainer, resume)
     return trainer, resume
+
+
+def _add_run_records(trainer: Any, resume: dict[str, Any] | None) -> None:
+    """Where the run's time goes (manifest ``time_spent``) and how it can be stopped early (``stop``)."""
+    from segforge.training import stop_request
+    from segforge.training.time_account import TimeAccount, instrument
+
+    account = TimeAccount()
+    if resume is not None:
+        account.load_state_dict(resume.get("time_spent"))
+    elif trainer.budget is not None:  # the planning probe ran before the trainer existed
+        account.seconds["probe"] += float(getattr(trainer.budget, "probe_spent_s", 0.0) or 0.0)
+    instrument(trainer, account)
+    stop_request.attach(trainer, resume)
 
 
 def train(request: RunRequest, *, stop_after_epochs: int | None = None, registries: Any = None) -> Any:
@@ -151,22 +171,38 @@ def train(request: RunRequest, *, stop_after_epochs: int | None = None, registri
         )
         trainer.write_manifest("running")
         where = lambda: f"at epoch {trainer.state.epoch}, iteration {trainer.state.iteration}"  # noqa: E731
-        with distributed.collective_failures(trainer.dist, where):
-            result = trainer.fit(stop_after_epochs)
-        if result.status == "finished" and trainer.dist.is_main:  # rank 0 validates; the others are done
-            from segforge.training.cascade import write_next_stage_predictions
-            from segforge.training.validation import validate_after_training
-
-            started = time.perf_counter()
-            write_next_stage_predictions(trainer)  # 3d_lowres: the cascade's inputs (training/cascade.py)
-            validate_after_training(trainer)
-            if trainer.budget is not None:  # the budget reserved time for these: show estimate and reality
-                trainer.budget.record_end_predictions(time.perf_counter() - started)
-                trainer.write_manifest("finished")
+        with running_marker(trainer):  # `segforge stop` / SIGUSR1 reach the run while this holds
+            with distributed.collective_failures(trainer.dist, where):
+                result = trainer.fit(stop_after_epochs)
+            if result.status == "finished" and trainer.dist.is_main:  # rank 0 validates; the others are done
+                _end_of_training(trainer)
         return result
     finally:
         trainer.log.close()
         distributed.shutdown()
+
+
+def _end_of_training(trainer: Any) -> None:
+    """Next-stage inputs and the validation of the held-out cases, timed into the run's account.
+
+    The validation is deferred for fold ``all`` under a budget (its cases are the training cases)
+    and when a stop request asked to skip it (:func:`.fold_all_budget.validation_deferred`).
+    """
+    from segforge.training.cascade import write_next_stage_predictions
+    from segforge.training.fold_all_budget import validation_deferred
+    from segforge.training.validation import validate_after_training
+
+    started = time.perf_counter()
+    with trainer.time_account.measure("end_predictions"):
+        write_next_stage_predictions(trainer)  # 3d_lowres: the cascade's inputs (training/cascade.py)
+        deferred = validation_deferred(trainer)
+        if deferred is None:
+            validate_after_training(trainer)
+        else:
+            trainer.log.line(f"validation: {deferred}")
+    if trainer.budget is not None:  # the budget reserved time for these: show estimate and reality
+        trainer.budget.record_end_predictions(time.perf_counter() - started)
+    trainer.write_manifest("finished")  # time_spent now includes the predictions
 
 
 def _validate_if_pending(trainer: Any) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from segforge.training import checkpoint as ckpt
-from segforge.training import distributed
+from segforge.training import distributed, stop_request
 from segforge.training.callbacks import callbacks_of, epoch_row, run_start_data
 from segforge.training.signals import StopRequest, TrainingInterrupted, stop_on_signals
 
@@ -103,6 +103,7 @@ def run_epoch(trainer: Any, stop: StopRequest) -> None:
         callbacks.emit(trainer, "train_step_end", loss=loss)
         if trainer.budget is not None:
             trainer.budget.after_iteration(trainer)
+        stop_request.poll(trainer)  # `segforge stop` / SIGUSR1: anneal to 0 over a short tail, then finish
         distributed.sync_iteration(trainer, stop)  # under torchrun: all ranks stop, or go on, together
         if stop.requested:
             interrupt(trainer, stop)

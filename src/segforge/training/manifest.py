@@ -6,6 +6,8 @@ from typing import Any
 
 from segforge.training.callbacks import callbacks_of
 from segforge.training.run_dir import command_line, environment, plans_digest, plugin_versions
+from segforge.training.stop_request import stop_record
+from segforge.training.time_account import time_spent
 
 
 def _component(entry: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -55,6 +57,8 @@ def build_manifest(trainer: Any, status: str) -> dict[str, Any]:
         "val_cases": len(ctx.val_ids),
         "pretrained_weights": str(ctx.request.pretrained_weights) if ctx.request.pretrained_weights else None,
         "budget": trainer.budget.report() if trainer.budget is not None else None,
+        "time_spent": time_spent(trainer),  # seconds per kind of work and their share of the budget
+        "stop": stop_record(trainer),  # a `segforge stop` / SIGUSR1 request and where it took effect
         "progress": {
             "epochs": state.epoch,
             "iterations": state.iteration,

@@ -11,6 +11,9 @@ the step size 0.5 and the mirror flips prediction will use; the budget prices a 
 measured validation batches. Export (resampling to the raw geometry, writing, scoring) is a
 guess per case that grows with the raw case's voxels and classes; the manifest records the
 estimate next to the time the predictions really took.
+
+Fold ``all`` under a budget predicts none of its (training) cases inside the budget, so nothing is
+reserved for them (:mod:`.fold_all_budget`).
 """
 
 from __future__ import annotations
@@ -55,12 +58,16 @@ def tiles_per_case(shape: list[int], patch: tuple[int, ...]) -> int:
 
 
 def end_prediction_cases(trainer: Any) -> list[str]:
-    """Cases predicted after training: validation (unless switched off) and the next stage's inputs."""
+    """Cases predicted after training: validation (unless switched off or deferred) and the next stage's inputs.
+
+    A budgeted fold ``all`` run defers its validation (:mod:`.fold_all_budget`): nothing is reserved for it.
+    """
     from segforge.training.cascade import next_stage_cases
+    from segforge.training.fold_all_budget import validation_deferred
 
     context = trainer.context
     cases: list[str] = []
-    if getattr(trainer.params, "run_validation", True):
+    if getattr(trainer.params, "run_validation", True) and validation_deferred(trainer) is None:
         cases += list(context.val_ids)
     if context.configuration.next_stage is not None:
         cases += next_stage_cases(context)

@@ -6,6 +6,12 @@ iteration. The loop then saves ``checkpoint_latest.pt`` and raises :class:`Train
 (exit 130 for SIGINT, 143 for SIGTERM, as shells report them). A second Ctrl-C while the
 first is being handled aborts at once (KeyboardInterrupt), for a user who does not want to
 wait for the save.
+
+SIGUSR1 means something else: *finish now* (:func:`finish_on_signal`). The run is not paused
+but ended properly: :mod:`.stop_request` shortens the schedule to a short annealing tail (the
+LR decays to 0 over a few iterations), then training ends as usual with
+``checkpoint_final.pt``. ``segforge stop`` asks the same through a file in the fold folder;
+the signal suits schedulers that warn a job before its time is up (SLURM ``--signal=USR1@120``).
 """
 
 from __future__ import annotations
@@ -61,3 +67,31 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+#: the signal that asks a training to finish now (with an annealing tail), not to pause
+FINISH_SIGNAL = signal.SIGUSR1
+
+
+@dataclass
+class FinishRequest:
+    """Set by the SIGUSR1 handler; :mod:`.stop_request` polls and clears it once per iteration."""
+
+    received: bool = False
+
+
+@contextlib.contextmanager
+def finish_on_signal(request: FinishRequest, signum: int = FINISH_SIGNAL) -> Iterator[FinishRequest]:
+    """While training, ``signum`` only sets ``request.received`` (its default action would kill the process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        request.received = True
+
+    previous = signal.signal(signum, handler)
+    try:
+        yield request
+    finally:
+        signal.signal(signum, previous)
