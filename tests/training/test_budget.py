@@ -100,3 +100,72 @@ def test_the_budget_keeps_time_for_the_predictions_after_training(task_env):
     assert budget["measurements"]["end_predictions_estimated_s"] > 0
     assert budget["measurements"]["end_predictions_s"] > 0
     assert "of the time budget were kept for it" in (folder / "training_log.txt").read_text()
+
+
+def _preprocess_2d(task_env) -> None:
+    import os
+    from unittest import mock
+
+    from segforge_tiny_task import TASK, _run_cli
+
+    env = {"SEGFORGE_PREPROCESSED": str(task_env / "pre")}
+    with mock.patch.dict(os.environ, env):
+        _run_cli("preprocess", "--task", TASK, "--configs", "2d", "-np", "1")
+
+
+def test_without_config_a_short_budget_trains_2d_and_says_why(task_env, monkeypatch):
+    """3d_fullres too slow for ``budget.min_iterations`` steps (a speed model stands in for a slow CPU):
+    the budget trains the preprocessed 2d configuration, in 2d's run folder, and says why."""
+    from segforge.training import budget_setup
+
+    _preprocess_2d(task_env)
+    model = {3: 10.0, 2: 0.01}  # seconds per synthetic step by patch dims
+    monkeypatch.setattr(budget_setup, "time_network_step", lambda net, ch, patch, *a: model[len(patch)])
+    request = make_request("budget.final_val_iterations=2", "budget.adapt_network=false", time_budget_min=BUDGET_MIN)
+    request.epochs = request.iterations_per_epoch = None
+    request.configuration_explicit = False
+    result = train(request)
+    assert result.status == "finished"
+    folder = task_env / "results" / "Task009_Tiny" / "2d" / "default__generic_unet__segforgePlans" / "fold_0"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["configuration"] == "2d" and manifest["patch_size"] == [20, 20]
+    plan = manifest["budget"]["decisions"]["plan"]
+    assert plan["option"]["configuration"] == "2d"
+    assert [c["s_per_step"] for c in plan["considered"]] == [10.0, 0.01]
+    why = next(n for n in manifest["notes"] if "instead of 3d_fullres" in n)
+    assert why.startswith("budget: 2d (patch 20x20, batch 2) instead of 3d_fullres (patch 16x20x20, batch 2) because")
+    log = (folder / "training_log.txt").read_text()
+    assert "budget: batch 2, augmentation off, 2d (patch 20x20, batch 2) instead of 3d_fullres" in log
+    assert not fold_dir(task_env).exists()  # nothing trained in the 3d_fullres folder
+
+
+def test_an_explicit_config_is_never_switched(task_env, monkeypatch):
+    from segforge.training import budget_setup
+
+    _preprocess_2d(task_env)
+    monkeypatch.setattr(budget_setup, "time_network_step", lambda net, ch, patch, *a: 10.0)
+    request = make_request(
+        "budget.final_val_iterations=0", "budget.adapt_network=false", "budget.adapt_patch=false", time_budget_min=0.1
+    )
+    request.epochs = request.iterations_per_epoch = None  # configuration_explicit: True, as --config 3d_fullres
+    train(request)
+    manifest = json.loads((fold_dir(task_env) / "manifest.json").read_text())
+    assert manifest["configuration"] == "3d_fullres"
+    assert manifest["budget"]["decisions"]["plan"]["reasons"][-1].startswith("budget short: no option reaches 250")
+
+
+def test_a_short_budget_halves_the_network_and_prediction_gets_the_trained_one(task_env, monkeypatch):
+    """The narrower network is written into the run's plans: checkpoint, manifest and prediction agree."""
+    from segforge.inference.model_loading import build_network, load_model
+    from segforge.training import budget_setup
+
+    monkeypatch.setattr(budget_setup, "time_network_step", lambda net, ch, patch, *a: 10.0)
+    monkeypatch.setattr(budget_setup, "MIN_FEATURES", 2)  # the tiny network is already at the usual minimum
+    request = make_request("budget.final_val_iterations=0", "budget.adapt_patch=false", time_budget_min=0.1)
+    request.epochs = request.iterations_per_epoch = None
+    train(request)
+    manifest = json.loads((fold_dir(task_env) / "manifest.json").read_text())
+    assert manifest["network"]["params"]["features_per_stage"] == [2, 4, 8]  # the tiny task's 4-8-16, halved
+    model = load_model(fold_dir(task_env) / "checkpoint_final.pt")
+    assert model.configuration.network.params["features_per_stage"] == [2, 4, 8]
+    build_network(model)  # the weights fit the network prediction builds

@@ -11,7 +11,14 @@ import typer
 def train_command(
     task: Annotated[str, typer.Option("--task", "-t", help="Task number (4), id (004) or folder name.")],
     fold: Annotated[str, typer.Option("--fold", "-f", help="Fold 0..4 of the 5-fold split, or 'all'.")],
-    config: Annotated[str, typer.Option("--config", help="Configuration from the plans.")] = "3d_fullres",
+    config: Annotated[
+        Optional[str],
+        typer.Option(
+            "--config",
+            help="Configuration from the plans (default 3d_fullres; with --time-budget and no --config, "
+            "the budget may train 2d when 3d_fullres would get too few steps).",
+        ),
+    ] = None,
     network: Annotated[
         Optional[str],
         typer.Option("--network", help="Registered network (default: the plans'); another re-derives the plans."),
@@ -83,7 +90,8 @@ def train_command(
     request = RunRequest(
         task=task,
         fold=fold,
-        configuration=config,
+        configuration=config or "3d_fullres",
+        configuration_explicit=config is not None,
         network=network,
         trainer=trainer,
         loss=loss,

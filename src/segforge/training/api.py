@@ -13,7 +13,7 @@ import warnings
 from typing import Any
 
 from segforge.errors import UsageError
-from segforge.training import distributed
+from segforge.training import budget_setup, distributed
 from segforge.training.callback_selection import is_callback_item, select_callbacks
 from segforge.training.checkpoint import CheckpointWarning, resumable_checkpoint
 from segforge.training.clock import Clock
@@ -72,7 +72,13 @@ def _check_request(request: RunRequest) -> None:
 
 
 def _budget(
-    request: RunRequest, resume: dict[str, Any] | None, params: Any, device_type: str, planned_batch: int, clock: Clock
+    request: RunRequest,
+    resume: dict[str, Any] | None,
+    params: Any,
+    device_type: str,
+    planned_batch: int,
+    clock: Clock,
+    plan: Any = None,
 ) -> tuple[Any, Any]:
     """The budget controller (``--time-budget``, or a budgeted run being continued) and the params it sets.
 
@@ -86,6 +92,8 @@ def _budget(
         return None, params
     minutes = request.time_budget_min or stored["budget_s"] / 60
     budget = BudgetController(minutes * 60, params.budget, clock)
+    if plan is not None:  # what budget_setup chose before the trainer was built, and its probe's seconds
+        budget.plan, budget.probe_spent_s = plan
     prepared = budget.prepare_params(params, device_type, planned_batch)
     if resume is None:
         from segforge.training.fold_all_budget import fold_all_params
@@ -102,11 +110,16 @@ def build_trainer(request: RunRequest, registries: Any = None) -> tuple[Any, dic
     run, device = distributed.init_from_environment(resolve_device(request.device))
     with run.main_first():  # under torchrun rank 0 writes the split file (or plans variant) first
         context = resolve_run(request, registries)
+    resolve = lambda r: resolve_run(r, registries)  # noqa: E731 - another configuration of the same request
+    context = budget_setup.continued_configuration(request, context, resolve)  # the budget may have chosen 2d
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always", CheckpointWarning)
         found = resumable_checkpoint(context.fold_folder) if request.resume else None
     resume = found[1] if found else None
+    context = budget_setup.adopt_checkpoint_plans(context, resume)  # a budget's narrower network / smaller patch
     params, loss_updates = _params(context, resume)
+    clock = Clock(started_ago_s=request.started_ago_s)
+    context, plan = budget_setup.plan_if_budgeted(request, context, resume, params, device, clock, run.active, resolve)
     callbacks = _callbacks(request, resume, registries)
     context.fold_folder.mkdir(parents=True, exist_ok=True)
     log = open_log(run, context.fold_folder / TRAINING_LOG)
@@ -116,8 +129,7 @@ def build_trainer(request: RunRequest, registries: Any = None) -> tuple[Any, dic
         log.warning(str(warning.message))
     if request.resume:
         log.line(f"continuing from {found[0].name}" if found else "no valid checkpoint to continue from: starting over")
-    clock = Clock(started_ago_s=request.started_ago_s)
-    budget, params = _budget(request, resume, params, device.type, context.configuration.batch_size, clock)
+    budget, params = _budget(request, resume, params, device.type, context.configuration.batch_size, clock, plan)
     trainer_cls = context.trainer_entry.component
     trainer = trainer_cls(
         context, params, log, device=device, loss_params=loss_updates, budget=budget, clock=clock, callbacks=callbacks

@@ -3,22 +3,26 @@
 Stock nnU-Net stopped after 10 minutes on a 2-core CPU has done ~75 iterations with its LR
 still at the start value and predicts nothing. A budgeted run instead:
 
-1. **before building** (:meth:`BudgetController.prepare_params`): batch size 2 instead of the
-   planned one (more optimizer steps per second on CPU), per-iteration poly LR, short epochs
-   (50 iterations) with few validation batches, **no data augmentation** (measured on the
-   hippocampus data, fold 0, batch 2, bf16, equal iterations: after 100 iterations nnU-Net's
-   augmentation gave pseudo-Dice 0.00/0.24, mirroring alone about the same, none 0.82/0.81; a
-   short run underfits, and augmented - above all mirrored - patches slow the first hundreds of
-   iterations down), in-process data loading (workers would compete with torch for the cores)
-   and glibc memory reuse;
-2. **at start** (:meth:`before_training`): on CPU, time a forward/backward in fp32 and in bf16
-   autocast on a real batch and keep bf16 when it is clearly faster;
-3. **after a few real iterations** (:meth:`after_iteration`): size the schedule - total
-   iterations = what fits in the time left, after validation batches, checkpoints, the final
-   save and the predictions after training (end-of-training validation, next-stage inputs;
-   :mod:`.prediction_cost`) - and re-anchor the poly schedule so it decays to 0 exactly there;
-4. **after each epoch** (:meth:`after_epoch`): re-size from the speed actually observed (other
-   processes, thermal limits), keeping the LR curve continuous;
+1. **before building** (:mod:`.budget_setup`, rules in :mod:`.budget_plan`): times the planned
+   network(s) on a synthetic batch within the probe deadline and chooses what to train -
+   configuration (2d when 3d_fullres would not get ``budget.min_iterations`` steps and
+   ``--config`` was not given), network width, patch, batch;
+2. **params** (:meth:`BudgetController.prepare_params`): that batch instead of the planned one
+   (more optimizer steps per second on CPU), per-iteration poly LR, epochs sized to the expected
+   steps (50 iterations for short runs, up to 250 for hours on a GPU) with few validation
+   batches, augmentation by the expected steps (``off`` for short runs: measured on the
+   hippocampus data, fold 0, batch 2, bf16, equal iterations, after 100 iterations nnU-Net's
+   augmentation gave pseudo-Dice 0.00/0.24, none 0.82/0.81), in-process data loading on CPU
+   (workers would compete with torch for the cores) and glibc memory reuse;
+3. **first steps** (:meth:`after_iteration` + :class:`.budget_probe.StepProbe`): on CPU the
+   precision (bf16 only where native) and thread count are timed on real training steps,
+   within ``budget.probe_share`` of the budget; then the schedule is sized - total iterations =
+   what fits in the time left, after validation batches, checkpoints, the final save and the
+   predictions after training (:mod:`.prediction_cost`) - and the poly schedule re-anchored so it
+   decays to 0 exactly there. CUDA runs keep nnU-Net's fp16 AMP and probe nothing;
+4. **while running**: a speed drop seen within an epoch shrinks the schedule at once (so the
+   LR still reaches 0 before the time is up); after each epoch (:meth:`after_epoch`) the
+   schedule is re-sized both ways from the speed actually observed, the LR curve continuous;
 5. **always**: stop at once when the time left would not cover the final save.
 
 The clock counts wall time from the start of the process (interpreter start-up included) and,
@@ -30,12 +34,14 @@ Budgeted runs are not bit-reproducible: how much is trained depends on the machi
 from __future__ import annotations
 
 import math
+import os
 import statistics
-import time
 from typing import Any
 
+from segforge.training.budget_plan import Plan, precision_plan, schedule_shape, thread_candidates
+from segforge.training.budget_probe import StepProbe
 from segforge.training.clock import Clock
-from segforge.training.device import PrecisionChoice, available_cores, cpu_has_bf16, enable_memory_reuse
+from segforge.training.device import PrecisionChoice, available_cores, bf16_disabled, cpu_has_bf16, enable_memory_reuse
 from segforge.training.device import set_threads as torch_threads
 from segforge.training.params import BudgetParams, TrainerParams
 from segforge.training.prediction_cost import EndPredictionCost
@@ -46,6 +52,12 @@ _UNSIZED = 10**9
 _EPOCH_OVERHEAD_GUESS_S = 1.0
 #: a forward-only validation batch costs about this share of a training iteration (first guess)
 _VAL_SHARE_GUESS = 0.4
+#: within an epoch, a speed drop is checked every this many iterations over the last this many steps
+_DRIFT_WINDOW = 5
+#: ... and shrinks the schedule when less than this share of it still fits (10 % jitter is no drop)
+_DRIFT_SHRINK = 0.9
+#: an epoch this much faster or slower than the one before is a new regime: its speed alone counts
+_REGIME_CHANGE = 0.2
 
 
 _AUGMENTATION_PROBABILITIES = (
@@ -80,23 +92,40 @@ class BudgetController:
         self.measurements: dict[str, Any] = {}
         self.replans: list[dict[str, Any]] = []
         self.sized = False
+        #: what :mod:`.budget_setup` chose before the trainer was built (None: nothing to choose)
+        self.plan: Plan | None = None
+        #: seconds the pre-build probe already spent of the probe share
+        self.probe_spent_s = 0.0
+        self.probe: StepProbe | None = None
+        self.summary: list[str] = []
         self._times: list[float] = []
-        self._last = time.perf_counter()
+        self._last = self._now()
         self._epoch_iteration_times: list[float] = []
         self._val_s_per_batch: float | None = None
         self._epoch_overhead_s = _EPOCH_OVERHEAD_GUESS_S
         self._epoch_speeds: list[float] = []
         self._end_cost: EndPredictionCost | None = None
 
+    def _now(self) -> float:
+        return self.clock.session()
+
     # -- 1. params ---------------------------------------------------------------------------
     def prepare_params(self, params: TrainerParams, device_type: str, planned_batch: int) -> TrainerParams:
         """The trainer params for a budgeted run (``--set`` values win only for fields set explicitly here)."""
         b = self.params
-        batch = min(b.batch_size, planned_batch) if b.batch_size else planned_batch
+        if self.plan is not None:
+            batch = self.plan.option.batch
+        elif device_type == "cuda" and "batch_size" not in b.model_fields_set:
+            batch = planned_batch  # a GPU's planned batch is sized to its memory
+        else:
+            batch = min(b.batch_size, planned_batch) if b.batch_size else planned_batch
+        expected = self.plan.expected_iterations if self.plan is not None else 0
+        shape = schedule_shape(expected, b.augmentation)
+        per_epoch = b.iterations_per_epoch or shape.iterations_per_epoch
         update: dict[str, Any] = {
             "batch_size": batch,
             "lr_step": "iteration",
-            "iterations_per_epoch": b.iterations_per_epoch,
+            "iterations_per_epoch": per_epoch,
             "val_iterations": b.val_iterations,
             "final_val_iterations": b.final_val_iterations,
             "initial_lr": b.initial_lr or params.initial_lr,
@@ -104,155 +133,125 @@ class BudgetController:
             "checkpoint_every": 1,
             "ema_keep": b.ema_keep,
         }
-        update["augmentation"] = budget_augmentation(params.augmentation, b.augmentation)
+        update["augmentation"] = budget_augmentation(params.augmentation, shape.augmentation)
+        why_batch = "the GPU's planned batch" if batch == planned_batch else "more optimizer steps per second"
         self.decisions.update(
             budget_s=self.budget_s,
-            batch_size={"value": batch, "planned": planned_batch, "why": "more optimizer steps per second"},
-            iterations_per_epoch=b.iterations_per_epoch,
+            batch_size={"value": batch, "planned": planned_batch, "why": why_batch},
+            iterations_per_epoch=per_epoch,
             val_iterations=b.val_iterations,
             lr={"initial": update["initial_lr"], "schedule": "poly 0.9 per iteration, sized to the budget"},
-            augmentation=b.augmentation,
+            augmentation=shape.augmentation,
+            schedule_shape=list(shape.reasons),
         )
+        if self.plan is not None:
+            self.decisions["plan"] = self.plan.as_dict()
+        self.summary = self._summary(batch, planned_batch, shape.augmentation)
         if device_type == "cpu":
-            cores = available_cores()
+            threads = params.threads or available_cores()
             update["num_workers"] = 0
-            torch_threads(params.threads or cores)
+            torch_threads(threads)
             reuse = enable_memory_reuse() if b.memory_reuse else False
             self.decisions.update(
-                threads={
-                    "value": params.threads or cores,
-                    "why": "set explicitly" if params.threads else "one per core",
-                },
+                threads={"value": threads, "why": "set explicitly" if params.threads else "one per core"},
                 num_workers={"value": 0, "why": "workers would compete with torch for the cores"},
                 memory_reuse={"value": reuse, "why": "glibc keeps freed blocks: fewer page faults"},
             )
         return params.model_copy(update=update)
 
-    # -- 2. precision ------------------------------------------------------------------------
+    def _summary(self, batch: int, planned_batch: int, augmentation: str) -> list[str]:
+        """'batch 7 -> 2', 'augmentation off', '2d instead of 3d_fullres because ...' for the log header."""
+        parts = [f"batch {planned_batch} -> {batch}" if batch != planned_batch else f"batch {batch}"]
+        parts.append(f"augmentation {augmentation}")
+        if self.plan is not None:
+            parts += [r for r in self.plan.reasons if " instead of " in r or r.startswith("budget short")]
+        return parts
+
+    # -- 2. precision and threads --------------------------------------------------------------
     def before_training(self, trainer: Any) -> None:
-        """Pick the CPU precision (fresh runs only) and make the schedule provisional until measured."""
-        if self.sized:  # a resumed run keeps the precision it measured
+        """Set up the precision/thread probe (fresh runs) and make the schedule provisional until measured."""
+        if self.sized:  # a resumed run keeps the precision and threads it measured
             chosen = self.decisions.get("precision", {}).get("value")
-            if chosen and not trainer.context.request.fp32:
+            if chosen and not trainer.context.request.fp32 and trainer.device.type == "cpu":
                 trainer.precision = PrecisionChoice(chosen, trainer.device.type)
-            self._last = time.perf_counter()
+            self._last = self._now()
             return
         from segforge.training.progress_plot import preload
 
         preload()  # import matplotlib now: a first import inside an epoch would look like per-epoch cost
-        if trainer.device.type == "cpu":
-            self.choose_cpu_settings(trainer)
+        if self.summary:
+            trainer.log.line("budget: " + ", ".join(self.summary))
+        self.probe = self.make_probe(trainer)
+        self._apply(trainer, self.probe.current())
+        if self.probe.done:
+            self._record_probe(trainer)
         trainer.total_iterations = _UNSIZED
         trainer.schedule.retarget(trainer.state.iteration, _UNSIZED)
-        self._last = time.perf_counter()
+        self._last = self._now()
 
-    def choose_cpu_settings(self, trainer: Any) -> None:
-        """Threads first (only when other processes load the machine), then fp32 vs bf16 at that count.
-
-        Each candidate costs two forward/backward passes (the first is a warm-up), so a quiet
-        machine spends about five seconds here on the hippocampus network.
-        """
-        self._timings: dict[tuple[str, int], float] = {}
-        candidate = self._precision_candidate(trainer)
-        if trainer.params.threads is None:
-            self.choose_threads(trainer, candidate)
-        if candidate == "bf16" and self.params.precision == "auto" and not trainer.context.request.fp32:
-            trainer.precision = self.compare_precisions(trainer)
-        else:
-            trainer.precision = PrecisionChoice(candidate, "cpu")
-
-    def _precision_candidate(self, trainer: Any) -> str:
-        """bf16 when it may be used (then timed against fp32), else fp32; records why not."""
-        if trainer.context.request.fp32:
-            self.decisions["precision"] = {"value": "fp32", "why": "--fp32"}
-            return "fp32"
-        if self.params.precision != "auto":
-            self.decisions["precision"] = {"value": self.params.precision, "why": "set by budget.precision"}
-            return self.params.precision
-        if not cpu_has_bf16():
-            self.decisions["precision"] = {"value": "fp32", "why": "the CPU has no native bf16 (AVX512-BF16/AMX)"}
-            return "fp32"
-        return "bf16"
-
-    def _timed(self, trainer: Any, precision: str, threads: int) -> float:
-        import torch
-
-        key = (precision, threads)
-        if key not in self._timings:
-            torch.set_num_threads(threads)
-            self._timings[key] = self._time_step(trainer, PrecisionChoice(precision, "cpu"))
-        return self._timings[key]
-
-    def compare_precisions(self, trainer: Any) -> PrecisionChoice:
-        import torch
-
-        threads = torch.get_num_threads()
-        timings = {name: self._timed(trainer, name, threads) for name in ("bf16", "fp32")}
-        speedup = timings["fp32"] / timings["bf16"]
-        pick = "bf16" if speedup >= self.params.min_bf16_speedup else "fp32"
-        self.measurements["precision_s_per_step"] = {k: round(v, 4) for k, v in timings.items()}
-        self.decisions["precision"] = {
-            "value": pick,
-            "why": f"bf16 autocast ran {speedup:.2f}x as fast as fp32 (threshold {self.params.min_bf16_speedup})",
-        }
-        trainer.log.line(f"budget: fp32 {timings['fp32']:.3f} s/step, bf16 {timings['bf16']:.3f} s/step -> {pick}")
-        return PrecisionChoice(pick, "cpu")
-
-    def choose_threads(self, trainer: Any, precision: str) -> None:
-        """One torch thread per core, unless other processes keep the cores busy: then time fewer.
-
-        OpenMP threads that wait for a descheduled sibling spin; on a 2-core machine shared with
-        another busy process, one thread was measured 1.7-4x faster than two.
-        """
-        import os
-
-        import torch
-
-        cores = available_cores()
+    def make_probe(self, trainer: Any) -> StepProbe:
+        """Candidates from the rules of :mod:`.budget_plan`; one each (no probe) on CUDA or under torchrun."""
+        device = trainer.device.type
+        request = trainer.context.request
+        precisions = precision_plan(device, cpu_has_bf16(), bf16_disabled(), request.fp32, self.params.precision)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        fewer = max(1, cores // 2)
-        if load < 1.0 or fewer == cores:
-            self.decisions["threads"] = {"value": cores, "why": f"one per core (load average {load:.1f})"}
-            torch.set_num_threads(cores)
-            return
-        timings = {threads: self._timed(trainer, precision, threads) for threads in (fewer, cores)}
-        best = min(timings, key=timings.get)
-        torch.set_num_threads(best)
-        self.measurements["threads_s_per_step"] = {str(k): round(v, 4) for k, v in timings.items()}
-        self.decisions["threads"] = {
-            "value": best,
-            "why": f"load average {load:.1f} from other processes: timed {cores} and {fewer} threads ({precision})",
-        }
-        trainer.params = trainer.params.model_copy(update={"threads": best})
-        shown = ", ".join(f"{k} threads {v:.2f} s" for k, v in timings.items())
-        trainer.log.line(f"budget: machine busy (load {load:.1f}): {shown} per step -> {best}")
+        threads, threads_why = thread_candidates(device, available_cores(), load, trainer.params.threads)
+        candidates = precisions.candidates
+        if device == "cuda" and self.params.precision == "auto" and not request.fp32:
+            candidates = (trainer.precision.name,)  # the trainer's AMP choice (its GradScaler exists already)
+        if getattr(getattr(trainer, "dist", None), "active", False):  # ranks must not choose differently
+            candidates, threads = candidates[:1], threads[:1]
+        self.decisions["precision"] = {"value": candidates[0], "why": precisions.why}
+        self.decisions["threads"] = {"value": threads[0] if threads else None, "why": threads_why}
+        limit = max(0.0, self.params.probe_share * self.budget_s - self.probe_spent_s)
+        return StepProbe(candidates, threads, limit, min_bf16_speedup=self.params.min_bf16_speedup)
 
-    @staticmethod
-    def _time_step(trainer: Any, precision: PrecisionChoice, repeats: int = 2) -> float:
-        """Best time after the first of ``repeats`` forward + loss + backward passes on batch 0.
+    def _apply(self, trainer: Any, setting: tuple[str, int | None]) -> None:
+        precision, threads = setting
+        if trainer.device.type == "cpu" or precision != trainer.precision.name:
+            trainer.precision = PrecisionChoice(precision, trainer.device.type)
+        if threads and trainer.device.type == "cpu":
+            torch_threads(threads)
+            trainer.params = trainer.params.model_copy(update={"threads": threads})
 
-        Gradients are discarded, so the weights do not change.
-        """
-        data, target = trainer.to_device(trainer.train_loader.batch(0, 0))
-        times = []
-        for _ in range(max(repeats, 2)):  # the first pass pays one-time costs (kernels, casts)
-            started = time.perf_counter()
-            trainer.optimizer.zero_grad(set_to_none=True)
-            with precision.autocast():
-                loss = trainer.loss(trainer.model(data), target)
-            loss.backward()
-            times.append(time.perf_counter() - started)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        return min(times[1:])
+    def _record_probe(self, trainer: Any) -> None:
+        """The probe's choice into decisions and log (its steps were training steps)."""
+        probe = self.probe
+        precision, threads = probe.choice()
+        report = probe.report()
+        self.measurements["probe"] = report
+        if report["timed_s_per_step"]:
+            shown = ", ".join(f"{k} {v:.3f} s" for k, v in report["timed_s_per_step"].items())
+            cut = " (probe share spent: the rest not timed)" if probe.stopped_by_deadline else ""
+            self.decisions["precision"] = {"value": precision, "why": f"timed on training steps: {shown}{cut}"}
+            if threads is not None:
+                self.decisions["threads"] = {"value": threads, "why": f"timed on training steps: {shown}{cut}"}
+            trainer.log.line(f"budget: {shown} per step -> {precision}, {threads or 'default'} threads{cut}")
+        elif probe.stopped_by_deadline:
+            why = "the first steps used the probe's share of the budget: kept the first candidate"
+            self.decisions["precision"]["why"] += f"; {why}"
+            trainer.log.line(f"budget: {why} ({precision}, {threads or 'default'} threads)")
+        self._apply(trainer, (precision, threads))
 
     # -- 3./5. per iteration -------------------------------------------------------------------
     def after_iteration(self, trainer: Any) -> None:
-        now = time.perf_counter()
-        self._times.append(now - self._last)
-        self._epoch_iteration_times.append(now - self._last)
+        now = self._now()
+        step = now - self._last
         self._last = now
-        if not self.sized and len(self._times) >= self.params.measure_iterations:
-            self.size(trainer)
+        self._times.append(step)
+        probing = self.probe is not None and not self.probe.done
+        if not probing and len(self._times) > 1:  # the epoch's speed: set-up and other settings' steps left out
+            self._epoch_iteration_times.append(step)
+        if probing:
+            self.probe.record(step)
+            self._apply(trainer, self.probe.current())
+            if self.probe.done:
+                self._record_probe(trainer)
+                self.size(trainer, self.probe.seconds_per_step())
+        elif not self.sized and self._ready_to_size():
+            self.size(trainer, statistics.median(self._times[1:]))
+        elif self.sized:
+            self._follow_speed_drop(trainer)
         if self.sized and self.clock.elapsed() + self._final_cost(trainer) > self.budget_s:
             if trainer.total_iterations > trainer.state.iteration:
                 trainer.log.warning(
@@ -261,6 +260,37 @@ class BudgetController:
                 )
                 self.replans.append({"at_iteration": trainer.state.iteration, "hard_stop": True})
                 trainer.total_iterations = trainer.state.iteration
+
+    def _ready_to_size(self) -> bool:
+        """Enough steps timed: ``measure_iterations``, or fewer when they already used the probe share."""
+        n = len(self._times)
+        limit = self.params.probe_share * self.budget_s - self.probe_spent_s
+        return n >= self.params.measure_iterations or (n >= 2 and sum(self._times[1:]) >= limit)
+
+    def _follow_speed_drop(self, trainer: Any) -> None:
+        """Within an epoch: when the machine got slower, end the schedule sooner now, so the LR still anneals.
+
+        Only shrinks; a faster machine is followed after the epoch (:meth:`after_epoch`), from a
+        whole epoch's speed.
+        """
+        times = self._epoch_iteration_times
+        if len(times) < _DRIFT_WINDOW or len(times) % _DRIFT_WINDOW:
+            return
+        recent = statistics.median(times[-_DRIFT_WINDOW:])
+        total = self.fit_iterations(trainer, recent)
+        if total < _DRIFT_SHRINK * trainer.total_iterations and trainer.total_iterations > trainer.state.iteration:
+            total = max(total, trainer.state.iteration)
+            self.replans.append(
+                {
+                    "at_iteration": trainer.state.iteration,
+                    "old": trainer.total_iterations,
+                    "new": total,
+                    "why": "slower",
+                },
+            )
+            trainer.log.line(f"budget: {recent:.3f} s/iteration now (slower) -> re-sized to {total} iterations")
+            trainer.total_iterations = total
+            trainer.schedule.retarget(trainer.state.iteration, total)
 
     def _val_cost(self, s_per_iteration: float) -> float:
         return self._val_s_per_batch if self._val_s_per_batch is not None else _VAL_SHARE_GUESS * s_per_iteration
@@ -304,9 +334,8 @@ class BudgetController:
         train_time = left - math.ceil(epochs_left) * per_epoch_fixed
         return trainer.state.iteration + max(0, int(train_time / s_per_iteration))
 
-    def size(self, trainer: Any) -> None:
-        """Fix the schedule from the measured speed (the first iteration, with its set-up cost, excluded)."""
-        s_it = statistics.median(self._times[1:])
+    def size(self, trainer: Any, s_it: float) -> None:
+        """Fix the schedule from the measured seconds per iteration (probe steps included: nothing wasted)."""
         self.measurements["s_per_iteration"] = round(s_it, 4)
         self.measurements["measured_after_s"] = round(self.clock.elapsed(), 2)
         total = self.fit_iterations(trainer, s_it)
@@ -324,13 +353,18 @@ class BudgetController:
     # -- 4. per epoch --------------------------------------------------------------------------
     def after_epoch(self, trainer: Any) -> None:
         """Re-size from this epoch's observed speed and validation/checkpoint cost."""
-        now = time.perf_counter()
+        now = self._now()
         times, self._epoch_iteration_times = self._epoch_iteration_times, []
         if not self.sized or not times or trainer.done():
             self._last = now
             return
-        # the last two epochs: recent enough to follow the machine, smooth enough not to chase one slow epoch
-        self._epoch_speeds = [*self._epoch_speeds[-1:], sum(times) / len(times)]
+        # the last two epochs: recent enough to follow the machine, smooth enough not to chase one slow epoch;
+        # an epoch more than _REGIME_CHANGE off the one before starts afresh (another process started or stopped)
+        speed = sum(times) / len(times)
+        previous = self._epoch_speeds[-1:]
+        if previous and abs(speed / previous[0] - 1) > _REGIME_CHANGE:
+            previous = []
+        self._epoch_speeds = [*previous, speed]
         s_it = sum(self._epoch_speeds) / len(self._epoch_speeds)
         overhead = now - self._last  # validation + epoch end (log, checkpoints, plot)
         self._val_s_per_batch = min(overhead / trainer.params.val_iterations, s_it)
@@ -358,6 +392,7 @@ class BudgetController:
             "decisions": self.decisions,
             "measurements": self.measurements,
             "replans": self.replans,
+            "summary": list(self.summary),
             "clock": "wall time since process start, plus earlier sessions when continued",
         }
 

@@ -87,6 +87,19 @@ def cpu_has_bf16() -> bool:
     return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
+#: set to 1 (true, yes, on) to make the time budget behave as on a CPU without native bf16
+DISABLE_BF16_ENV = "SEGFORGE_DISABLE_BF16"
+
+
+def bf16_disabled() -> str | None:
+    """``"SEGFORGE_DISABLE_BF16=1"`` when that variable forbids bf16, else None.
+
+    Lets the fp32 path of an AVX2-only CPU be tested and benchmarked on a CPU that has bf16.
+    """
+    value = os.environ.get(DISABLE_BF16_ENV, "").strip().lower()
+    return f"{DISABLE_BF16_ENV}={value}" if value in ("1", "true", "yes", "on") else None
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 

@@ -28,22 +28,41 @@ class BudgetParams(_Params):
     :mod:`segforge.training.budget`). They apply only with ``--time-budget``.
     """
 
-    batch_size: int | None = Field(2, ge=1, description="batch size in budget mode; None = as planned")
+    batch_size: int | None = Field(
+        2, ge=1, description="3D batch size in budget mode (CPU; CUDA keeps the planned one unless set); None = planned"
+    )
+    batch_size_2d: int | None = Field(
+        16, ge=1, description="2D batch size in budget mode (slices are small: more per step); None = as planned"
+    )
+    min_iterations: int = Field(
+        250, ge=1, description="optimizer steps a run needs to converge: fewer -> a cheaper configuration/network"
+    )
+    train_share: float = Field(
+        0.8, gt=0, le=1, description="share of the budget expected for training steps when choosing what to train"
+    )
+    probe_share: float = Field(
+        0.05, gt=0, le=0.5, description="at most this share of the budget is spent measuring speed"
+    )
+    adapt_network: bool = Field(True, description="a short budget may halve the network width (features_per_stage)")
+    adapt_patch: bool = Field(True, description="a short budget may shrink the patch (after halving the width)")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="CPU: auto = time fp32 and bf16 autocast, keep bf16 if >= min_bf16_speedup faster"
     )
     min_bf16_speedup: float = Field(1.2, ge=1.0)
     measure_iterations: int = Field(4, ge=2, description="timed training iterations before sizing the schedule")
-    iterations_per_epoch: int = Field(50, ge=1)
+    iterations_per_epoch: int | None = Field(
+        None, ge=1, description="None = from the expected steps: 50 for short runs up to 250 for long ones"
+    )
     val_iterations: int = Field(8, ge=1, description="validation batches per epoch (pseudo-Dice EMA)")
     final_val_iterations: int = Field(30, ge=0, description="validation batches at the end (reported Dice)")
     reserve_s: float = Field(2.0, ge=0, description="seconds kept free at the end besides the measured final costs")
     safety_fraction: float = Field(0.01, ge=0, le=0.5, description="share of the budget kept free for jitter")
     initial_lr: float | None = Field(None, gt=0, description="None = the trainer's initial_lr")
     warmup_iterations: int = Field(0, ge=0, description="linear LR warm-up at the start")
-    augmentation: Literal["default", "light", "mirror", "off"] = Field(
-        "off",
-        description="light: every probability halved; mirror: mirroring only; off: none (and no mirroring TTA)",
+    augmentation: Literal["auto", "default", "light", "mirror", "off"] = Field(
+        "auto",
+        description="auto: off under 1000 expected steps, light under 5000, else default; light: every "
+        "probability halved; mirror: mirroring only; off: none (and no mirroring TTA)",
     )
     memory_reuse: bool = Field(True, description="CPU: keep freed memory in the allocator (fewer page faults)")
     ema_keep: float = Field(0.5, ge=0, lt=1, description="pseudo-Dice EMA weight (few epochs: follow faster)")

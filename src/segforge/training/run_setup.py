@@ -26,6 +26,8 @@ class RunRequest:
     task: str
     fold: str | int
     configuration: str = "3d_fullres"
+    #: False when the user did not choose the configuration: a time budget may then train 2d instead
+    configuration_explicit: bool = True
     network: str | None = None
     trainer: str | None = None
     loss: str | None = None
