@@ -35,6 +35,8 @@ def _isolated_segforge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         "SEGFORGE_DEBUG",
     ):
         monkeypatch.delenv(var, raising=False)
+    # exported networks and remembered backend speeds go to the test's folder, not ~/.cache
+    monkeypatch.setenv("SEGFORGE_CACHE_DIR", str(tmp_path / "segforge_cache"))
     from segforge import plugins
 
     plugins.reset_manager()

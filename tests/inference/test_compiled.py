@@ -59,12 +59,12 @@ def test_compiled_prediction_equals_eager_across_batch_sizes():
     eager = predictor(net, False, max_batch_voxels=2 * 8 * 12 * 12).predict_logits(image((14, 12, 12)))
     compiled = predictor(net, True, max_batch_voxels=2 * 8 * 12 * 12)
     batches = []
-    compiled.forwards[0].compiled = record_batches(compiled.forwards[0].compiled, batches)
+    compiled.forwards[0].impl.compiled = record_batches(compiled.forwards[0].impl.compiled, batches)
     with warnings.catch_warnings():
         warnings.simplefilter("error", CompileFallbackWarning)  # a fallback would hide that nothing compiled
         out = compiled.predict_logits(image((14, 12, 12)))
     assert batches == [2, 1]
-    assert compiled.forwards[0].failed is None
+    assert compiled.forwards[0].impl.failed is None
     torch.testing.assert_close(out, eager, atol=1e-5, rtol=1e-5)
 
 
@@ -77,7 +77,7 @@ def test_compile_failure_warns_once_then_runs_eagerly(monkeypatch):
     with pytest.warns(CompileFallbackWarning, match=r"could not compile the network \(OSError: g\+\+: not found\)"):
         out = p.predict_logits(image())
     assert unavailable.calls == 1  # 8 tiles: the first tried to compile, the others ran eagerly
-    assert p.forwards[0].failed == "OSError: g++: not found"
+    assert p.forwards[0].impl.failed == "OSError: g++: not found"
     torch.testing.assert_close(out, expected, atol=0, rtol=0)
 
 

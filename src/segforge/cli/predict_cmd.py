@@ -186,6 +186,15 @@ def predict_command(
             "after a one-time compile of 10-30 s (needs a C++ compiler; falls back to eager with a warning).",
         ),
     ] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="Where forward passes run: auto (eager torch, or a faster backend when the run is long enough to pay "
+            "for its compile/export), torch, compiled (= --compile), onnxruntime, openvino (extras segforge[onnx], "
+            "segforge[openvino]; checked against torch on the first tiles).",
+        ),
+    ] = "auto",
     reuse_constant_tiles: Annotated[
         bool,
         typer.Option(
@@ -199,9 +208,11 @@ def predict_command(
     from types import SimpleNamespace
 
     from segforge.inference.cascade import LOWRES_SUBFOLDER, image_channels, is_cascade, lowres_folds, lowres_model_dir
+    from segforge.inference.mirroring import mirror_combinations
     from segforge.inference.model_loading import load_ensemble
     from segforge.inference.predictor import CasePipeline, list_jobs, run_jobs
     from segforge.inference.sliding_window import SlidingWindowSettings
+    from segforge.inference.work_estimate import expected_evaluations
     from segforge.plugins import get_registries
 
     registries = get_registries()  # a failed plugin stops here, with how to disable it
@@ -228,7 +239,7 @@ def predict_command(
                         step_size=step_size, device=device, precision=precision, part_id=part_id,
                         num_parts=num_parts, continue_=continue_, model_dir=lowres_dir, overlap=overlap,
                         disable_postprocessing=disable_postprocessing, compile_=compile_,
-                        reuse_constant_tiles=reuse_constant_tiles)  # fmt: skip
+                        reuse_constant_tiles=reuse_constant_tiles, backend=backend)  # fmt: skip
     jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, image_channels(model),
                               part_id=part_id, num_parts=num_parts, skip_existing=continue_)  # fmt: skip
     remove_interrupted_exports(jobs, image_io)
@@ -238,7 +249,10 @@ def predict_command(
     settings = SlidingWindowSettings(
         tuple(model.configuration.patch_size), step_size=step_size,
         mirror_axes=None if no_tta else model.mirror_axes, precision=precision, compile=compile_,
-        reuse_constant_tiles=reuse_constant_tiles,
+        reuse_constant_tiles=reuse_constant_tiles, backend="compiled" if compile_ else backend,
+        expected_evaluations=expected_evaluations(
+            jobs, model, step_size, 1 if no_tta else len(mirror_combinations(model.mirror_axes)), len(networks)
+        ),
     )  # fmt: skip
     from segforge.postprocessing.apply import prediction_hook
 
@@ -264,6 +278,8 @@ def predict_command(
         with progress.progress, _compile_warnings_as_messages():
             results = run_jobs(pipeline, jobs, overlap=default_overlap(torch_device, overlap), progress=progress)
     render.show(summary_table(results, skipped))
+    if jobs:
+        render.message(f"backend {pipeline.window.backend.reason or pipeline.window.backend.requested}")
     render.message(f"{len(results)} case(s) predicted in {time.perf_counter() - start:.1f} s -> {output_folder}")
 
 
@@ -282,17 +298,19 @@ def _refuse_folder_cases_for_cascade(input_folder: Path, image_io: Any, channels
 
 @contextlib.contextmanager
 def _compile_warnings_as_messages() -> Iterator[None]:
-    """Show a ``--compile`` fallback as one line on stderr when it happens (not Python's warning format)."""
+    """Show a ``--compile`` or backend fallback as one line on stderr when it happens (not Python's format)."""
     import warnings
 
+    from segforge.inference.backends.exported import BackendFallbackWarning
     from segforge.inference.compiled import CompileFallbackWarning
 
     with warnings.catch_warnings():  # restores showwarning and the filters on exit
         warnings.simplefilter("always", CompileFallbackWarning)
+        warnings.simplefilter("always", BackendFallbackWarning)
         original = warnings.showwarning
 
         def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-            if issubclass(category, CompileFallbackWarning):
+            if issubclass(category, (CompileFallbackWarning, BackendFallbackWarning)):
                 render.message(f"warning: {message}", style="yellow")
             else:
                 original(message, category, *args, **kwargs)

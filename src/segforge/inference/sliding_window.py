@@ -43,6 +43,8 @@ import numpy as np
 
 from segforge.errors import SegforgeError, UsageError
 from segforge.inference.allocator import mmap_allowed, retain_freed_memory
+from segforge.inference.backends import check_backend
+from segforge.inference.backends.auto import BackendRun
 from segforge.inference.constant_tiles import ConstantTileCache
 from segforge.inference.gaussian import gaussian_tensor
 from segforge.inference.mirroring import check_mirror_axes, mirror_combinations, tensor_axes
@@ -74,6 +76,8 @@ class SlidingWindowSettings:
     ``accumulator_dtype`` None: float16 on CUDA, float32 on the CPU. ``compile``: forward passes
     through ``torch.compile`` (falls back to eager with a warning where compiling fails).
     ``reuse_constant_tiles``: constant input tiles are predicted once (see :mod:`.constant_tiles`).
+    ``backend``: ``torch`` (eager), ``compiled`` (same as ``compile=True``), ``onnxruntime``,
+    ``openvino`` or ``auto`` (:mod:`.backends`); ``expected_evaluations`` informs ``auto``.
     """
 
     patch_size: tuple[int, ...]
@@ -88,9 +92,14 @@ class SlidingWindowSettings:
     #: a tile whose input is one constant value per channel (air in CT after clipping, zero padding,
     #: the background outside a brain mask) gives the same logits wherever it lies: predict it once
     reuse_constant_tiles: bool = True
+    #: where forward passes run (:mod:`.backends`): torch, compiled, onnxruntime, openvino, or auto
+    backend: str = "torch"
+    #: tile evaluations (tiles x flips x networks) the run is expected to do; what ``auto`` weighs setup against
+    expected_evaluations: int | None = None
 
     def __post_init__(self) -> None:
         check_step_size(self.step_size)
+        check_backend(self.backend)
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown precision '{self.precision}'", hint=f"choose one of {', '.join(PRECISIONS)}")
         object.__setattr__(self, "patch_size", tuple(int(p) for p in self.patch_size))
@@ -154,12 +163,12 @@ class SlidingWindowPredictor:
         self.flips = mirror_combinations(settings.mirror_axes)
         for net in self.networks:
             net.to(self.device).eval()
-        self.forwards: list[Callable[[torch.Tensor], Any]] = list(self.networks)
         self.constant_tiles = ConstantTileCache(enabled=settings.reuse_constant_tiles)
-        if settings.compile:
-            from segforge.inference.compiled import CompiledForward
-
-            self.forwards = [CompiledForward(net, self.device.type) for net in self.networks]
+        backend = "compiled" if settings.compile and settings.backend == "torch" else settings.backend
+        self.backend = BackendRun(backend, self.device.type, settings.expected_evaluations, self.autocast_dtype)
+        self.forwards: list[Callable[[torch.Tensor], Any]] = (
+            list(self.networks) if backend == "torch" else [self.backend.forward_for(net) for net in self.networks]
+        )
 
     # -- public ---------------------------------------------------------------------------
     def predict_logits(self, image: np.ndarray | torch.Tensor, progress: ProgressFn | None = None) -> torch.Tensor:
