@@ -207,9 +207,10 @@ def packs_channels(file_ending: str) -> bool:
     """
     from segforge.errors import SegforgeError
     from segforge.io.image_io import image_io_for
+    from segforge.plugins import get_manager
 
-    try:
-        return bool(getattr(image_io_for(file_ending), "packs_channels", False))
+    try:  # the components that loaded: listing a dataset needs no failed plugin
+        return bool(getattr(image_io_for(file_ending, get_manager().registries), "packs_channels", False))
     except SegforgeError:  # no reader for the ending: verify and fingerprint report that themselves
         return False
 

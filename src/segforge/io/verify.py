@@ -352,12 +352,17 @@ def _dimension_problems(ds: RawDataset, outcomes: list[CaseOutcome], report: Ver
 
 
 def _reader_for(ds: RawDataset, report: VerifyReport) -> Any:
-    """The image IO registered for the dataset's file ending; SimpleITK (and a reported problem) when none is."""
+    """The image IO registered for the dataset's file ending; SimpleITK (and a reported problem) when none is.
+
+    Verify needs no plugin component, so a plugin that failed to load does not stop it: the
+    components that did load (the builtins at least) are asked.
+    """
     from segforge.errors import ConfigError
     from segforge.io.image_io import image_io_for
+    from segforge.plugins import get_manager
 
     try:
-        return image_io_for(ds.file_ending)
+        return image_io_for(ds.file_ending, get_manager().registries)
     except ConfigError as exc:
         report.add(Problem("dataset.json", f"file_ending {ds.file_ending}: {exc.message}", exc.hint or ""))
         return None
