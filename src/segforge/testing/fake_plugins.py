@@ -26,8 +26,8 @@ is called), so whatever else is installed in the test environment cannot change 
 from __future__ import annotations
 
 import importlib.metadata
-import sys
 import os
+import sys
 import textwrap
 import uuid
 from pathlib import Path

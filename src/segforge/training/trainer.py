@@ -390,7 +390,7 @@ class DefaultTrainer:
         self.optimizer.load_state_dict(payload["optimizer_state"])
         if self.grad_scaler is not None and payload["grad_scaler_state"]:
             self.grad_scaler.load_state_dict(payload["grad_scaler_state"])
-        self.schedule = PolySchedule.from_state(payload["schedule"])
+        self.schedule = type(self.schedule).from_state(payload["schedule"])  # make_schedule's kind, not always poly
         progress = payload["progress"]
         self.state = TrainingState.from_state({**progress, "logs": payload["logs"]})
         self.total_iterations = int(progress.get("total", self.total_iterations))
