@@ -83,6 +83,23 @@ def test_each_claimed_subfolder_is_a_case_written_as_nifti(folder_plugin, case_f
         assert set(np.unique(sitk.GetArrayFromImage(pred))) <= {0, 1, 2}
 
 
+def test_shards_and_continue_work_on_folder_cases(folder_plugin, case_folders, tmp_path):
+    from segforge.inference.predictor import list_jobs
+
+    out = tmp_path / "out"
+    first, _ = list_jobs(case_folders, out, (".nii.gz",), 1, part_id=0, num_parts=2)
+    second, _ = list_jobs(case_folders, out, (".nii.gz",), 1, part_id=1, num_parts=2)
+    assert [(j.case_id, j.images, j.output.name) for j in first + second] == [
+        ("a", (case_folders / "a",), "a.nii.gz"),
+        ("b", (case_folders / "b",), "b.nii.gz"),
+    ]
+    assert first[0].reader.name == "volume_folder"
+    out.mkdir()
+    (out / "a.nii.gz").write_bytes(b"")
+    todo, skipped = list_jobs(case_folders, out, (".nii.gz",), 1, skip_existing=True)
+    assert ([j.case_id for j in todo], [j.case_id for j in skipped]) == (["b"], ["a"])
+
+
 def test_listing_rules(folder_plugin, case_folders, tmp_path):
     cases = folder_cases(case_folders, (".nii.gz",), 1)
     found = [(c.case_id, c.folder.name, c.output_ending) for c in cases]

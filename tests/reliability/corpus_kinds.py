@@ -45,6 +45,7 @@ from corpus import (
     with_value,
     wrong_channel_suffix,
 )
+from corpus_dicom import DICOM
 from corpus_import import IMPORTS
 from corpus_natural import NATURAL
 
@@ -502,4 +503,4 @@ RESOURCES = [
     ),
 ]
 
-CORPUS: list[BadInput] = DATASET_JSON + IMAGES + LABELS + ARTIFACTS + CLI + RESOURCES + NATURAL + IMPORTS
+CORPUS: list[BadInput] = DATASET_JSON + IMAGES + LABELS + ARTIFACTS + CLI + RESOURCES + NATURAL + IMPORTS + DICOM

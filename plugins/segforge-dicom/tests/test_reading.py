@@ -102,3 +102,17 @@ def test_write_seg_is_nifti_on_the_series_grid(ct_series, tmp_path: Path):
     back, back_props = SimpleITKIO().read_seg(tmp_path / "case.nii.gz")
     np.testing.assert_array_equal(back[0], seg)
     assert back_props.geometry_differences(props) == []
+
+
+def test_objects_without_a_grid_beside_the_slices_are_ignored(ct_series, tmp_path):
+    """A DICOMDIR-like object, a text file and a DICOM-SEG in the series folder do not make a second series."""
+    import pydicom
+
+    folder = copy_series(ct_series, tmp_path / "ct")
+    (folder / "README.txt").write_text("exported by the PACS")
+    report = pydicom.dcmread(sorted(folder.iterdir())[0], stop_before_pixels=True)
+    del report.ImagePositionPatient, report.PixelSpacing  # a header-only object with no place in space
+    report.SeriesInstanceUID = "1.2.3.4"
+    report.save_as(folder / "report.dcm")
+    [series] = scan_folder(folder)
+    assert len(series.slices) == 20
