@@ -27,7 +27,10 @@ def import_dataset_command(
     name: Annotated[str, typer.Option("--name", help="Output folder TaskNNN_Name in the raw folder (SEGFORGE_RAW).")],
     channel: Annotated[
         list[str],
-        typer.Option("--channel", help="NAME=PATTERN, one per image channel, in channel order ({case} = case id)."),
+        typer.Option(
+            "--channel",
+            help="NAME=PATTERN, one per image file, in channel order ({case} = case id); R,G,B=PATTERN: an RGB file.",
+        ),
     ],
     labels: Annotated[
         Optional[str], typer.Option("--labels", help="PATTERN of the label files (e.g. '{case}/seg.nii.gz').")

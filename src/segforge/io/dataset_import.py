@@ -44,6 +44,9 @@ Mode = Literal["link", "copy"]
 class CaseFiles:
     """One case as shipped: a file per channel (in the dataset's channel order), its label, an optional mask.
 
+    A key naming several channels (``"R,G,B"``) is one file holding them all (an RGB TIFF or PNG,
+    for image IOs that pack channels): dataset.json lists R, G and B, the case has one file.
+
     ``mask``: voxels where the mask is 0 are set to 0 in every channel (written as converted
     files), so cropping to the nonzero region finds the body even where the images' background
     is not 0 (z-scored MRI). ``test``: the case goes to ``imagesTs`` (its label, if any, to ``labelsTs``).
@@ -128,7 +131,7 @@ def _dataset_json(
     out: dict[str, Any] = {
         "name": name,
         "description": description,
-        "channel_names": {str(i): c for i, c in enumerate(channels)},
+        "channel_names": {str(i): c for i, c in enumerate(n.strip() for key in channels for n in key.split(","))},
         "labels": entries,
         "numTraining": n_train,
         "numTest": n_test,
