@@ -52,15 +52,15 @@ def test_dicom_predict_writes_a_dicom_seg_beside_each_nifti(complete_series, tin
     assert ds.Modality == "SEG" and len(ds.SegmentSequence) == 2 and int(ds.NumberOfFrames) == frames
     source = pydicom.dcmread(next(complete_series.iterdir()), stop_before_pixels=True)
     assert ds.StudyInstanceUID == source.StudyInstanceUID
-    np.testing.assert_array_equal(segment_masks(seg, complete_series, 2), [labels == 1, labels == 2])
+    np.testing.assert_array_equal(segment_masks(seg, complete_series, [1, 2]), [labels == 1, labels == 2])
 
 
-def segment_masks(seg, series, n):
-    """The SEG's segments 1..n as boolean volumes in the series' slice order (z ascending), from highdicom."""
+def segment_masks(seg, series, numbers):
+    """The SEG's segments ``numbers`` as boolean volumes in the series' slice order (z ascending), from highdicom."""
     from segforge_dicom.series import series_grid
 
     _, grid = series_grid(series)
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in grid.files]
     uids = [h.SOPInstanceUID or h.file_meta.MediaStorageSOPInstanceUID for h in headers]  # blanked by de-identification
-    pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=list(range(1, n + 1)))
+    pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=list(numbers))
     return np.moveaxis(pixels, -1, 0).astype(bool)
