@@ -50,3 +50,25 @@ def test_unknown_loss_suggests_the_nearest():
     with pytest.raises(ConfigError, match="unknown loss 'dc-ce'") as info:
         build_loss("dc-ce", {}, LossContext(num_classes=2))
     assert "did you mean 'dc_ce'" in info.value.hint
+
+
+def test_batch_dice_pools_through_the_contexts_rank_reduction():
+    """Losses get the global-batch reduction from their context (the trainer passes torchrun's), not by import."""
+    import torch
+
+    from segforge.losses.components import LossContext, build_loss
+
+    calls = []
+
+    def doubled(*sums):  # as if a second rank held an identical slice of the batch
+        calls.append(len(sums))
+        return tuple(2 * s for s in sums)
+
+    logits, target = torch.randn(2, 3, 4, 4, 4), torch.randint(0, 3, (2, 1, 4, 4, 4))
+    for name, regions in (("dc_ce", None), ("dice", None), ("dc_bce", [[1, 2], [2]])):
+        ctx = LossContext(3 if regions is None else 2, True, [[1, 1, 1]], regions=regions)
+        alone = build_loss(name, {}, ctx)(logits[:, : ctx.num_classes], target)
+        pooled = build_loss(name, {}, LossContext(**{**ctx.__dict__, "sum_over_ranks": doubled}))
+        # doubling every sum leaves each Dice ratio nearly unchanged (only the smoothing term differs)
+        torch.testing.assert_close(pooled(logits[:, : ctx.num_classes], target), alone, atol=1e-4, rtol=1e-4)
+    assert calls == [3, 3, 3]

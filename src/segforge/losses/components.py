@@ -9,7 +9,7 @@ other source of truth. Torch is imported only inside ``build``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
+
+
+def sums_of_this_process(*tensors: Any) -> tuple[Any, ...]:
+    """Batch sums as they are: the batch of one process is the whole batch (no distributed training)."""
+    return tensors
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,11 @@ class LossContext:
     ignore_label: int | None = None
     #: region-based training: the label set of each (sigmoid) output channel; None for softmax
     regions: Sequence[Sequence[int]] | None = None
+    #: ``(a, b, ...) -> (a', b', ...)``: equally shaped batch sums summed over the *global* batch. Under
+    #: torchrun each rank holds a slice of the batch, and a batch Dice must pool every rank's sums (with
+    #: gradient) or the loss differs from the single-process one; the trainer passes that reduction here,
+    #: so losses never reach for the distributed machinery themselves
+    sum_over_ranks: Callable[..., tuple[Any, ...]] = sums_of_this_process
 
 
 class LossParams(BaseModel):
@@ -89,8 +99,9 @@ class DiceCELossComponent(LossComponent):
         _softmax_only(self.name, context)
         batch_dice = context.batch_dice if params.batch_dice is None else params.batch_dice
         return DiceCELoss(
-            batch_dice, params.do_bg, params.smooth, params.weight_ce, params.weight_dice, context.ignore_label
-        )
+            batch_dice, params.do_bg, params.smooth, params.weight_ce, params.weight_dice, context.ignore_label,
+            sum_over_ranks=context.sum_over_ranks,
+        )  # fmt: skip
 
 
 class DiceBCEParams(LossParams):
@@ -117,8 +128,9 @@ class DiceBCELossComponent(LossComponent):
             )
         batch_dice = context.batch_dice if params.batch_dice is None else params.batch_dice
         return RegionDiceBCELoss(
-            context.regions, context.ignore_label, batch_dice, params.smooth, params.weight_ce, params.weight_dice
-        )
+            context.regions, context.ignore_label, batch_dice, params.smooth, params.weight_ce, params.weight_dice,
+            sum_over_ranks=context.sum_over_ranks,
+        )  # fmt: skip
 
 
 class DiceLossComponent(LossComponent):
@@ -132,7 +144,7 @@ class DiceLossComponent(LossComponent):
 
         _softmax_only(self.name, context)
         batch_dice = context.batch_dice if params.batch_dice is None else params.batch_dice
-        return SoftDiceLoss(batch_dice, params.do_bg, params.smooth, context.ignore_label)
+        return SoftDiceLoss(batch_dice, params.do_bg, params.smooth, context.ignore_label, context.sum_over_ranks)
 
 
 class CELossComponent(LossComponent):

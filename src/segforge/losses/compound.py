@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -24,11 +26,12 @@ class DiceCELoss(nn.Module):
         weight_ce: float = 1.0,
         weight_dice: float = 1.0,
         ignore_label: int | None = None,
+        sum_over_ranks: Callable[..., tuple[torch.Tensor, ...]] | None = None,
     ) -> None:
         super().__init__()
         self.weight_ce = weight_ce
         self.weight_dice = weight_dice
-        self.dice = SoftDiceLoss(batch_dice=batch_dice, do_bg=do_bg, smooth=smooth, ignore_label=ignore_label)
+        self.dice = SoftDiceLoss(batch_dice, do_bg, smooth, ignore_label, sum_over_ranks)
         self.ce = TargetCrossEntropyLoss(ignore_index=-100 if ignore_label is None else ignore_label)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

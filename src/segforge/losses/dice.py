@@ -9,6 +9,8 @@ our logged losses comparable with its logs (Dice+CE then starts near 0 and ends 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -30,10 +32,13 @@ class SoftDiceLoss(nn.Module):
     """
 
     def __init__(
-        self, batch_dice: bool = False, do_bg: bool = False, smooth: float = 1e-5, ignore_label: int | None = None
-    ) -> None:
+        self, batch_dice: bool = False, do_bg: bool = False, smooth: float = 1e-5, ignore_label: int | None = None,
+        sum_over_ranks: Callable[..., tuple[torch.Tensor, ...]] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.batch_dice = batch_dice
+        #: pools batch sums over every rank's slice of the batch (LossContext.sum_over_ranks); None: this process
+        self.sum_over_ranks = sum_over_ranks
         self.do_bg = do_bg
         self.smooth = smooth
         #: voxels with this target value add nothing to intersection, prediction or reference sums
@@ -61,10 +66,10 @@ class SoftDiceLoss(nn.Module):
         intersect = (probs * gt).sum(axes)
         sum_pred = probs.sum(axes)
         if self.batch_dice:
-            from segforge.training.distributed import sum_over_ranks
-
             # under torchrun the "batch" is the global one: sums over every rank's slice (with gradient)
-            intersect, sum_pred, sum_gt = sum_over_ranks(intersect.sum(0), sum_pred.sum(0), sum_gt.sum(0))
+            intersect, sum_pred, sum_gt = intersect.sum(0), sum_pred.sum(0), sum_gt.sum(0)
+            if self.sum_over_ranks is not None:
+                intersect, sum_pred, sum_gt = self.sum_over_ranks(intersect, sum_pred, sum_gt)
         dice = (2 * intersect + self.smooth) / torch.clip(sum_gt + sum_pred + self.smooth, 1e-8)
         return -dice.mean()
 

@@ -13,7 +13,7 @@ same with its loss mask). Values follow nnU-Net's sign: the Dice term is negativ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -35,10 +35,14 @@ def region_targets(
 class SigmoidDiceLoss(nn.Module):
     """Negative soft Dice of ``sigmoid(logits)`` per region (every channel scored: there is no background)."""
 
-    def __init__(self, batch_dice: bool = False, smooth: float = 1e-5) -> None:
+    def __init__(
+        self, batch_dice: bool = False, smooth: float = 1e-5,
+        sum_over_ranks: Callable[..., tuple[torch.Tensor, ...]] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.batch_dice = batch_dice
         self.smooth = smooth
+        self.sum_over_ranks = sum_over_ranks
 
     def forward(self, logits: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         probs = torch.sigmoid(logits.float())
@@ -47,8 +51,10 @@ class SigmoidDiceLoss(nn.Module):
             probs, gt = probs * valid, gt * valid
         axes = tuple(range(2, probs.ndim))
         intersect, sum_pred, sum_gt = (probs * gt).sum(axes), probs.sum(axes), gt.sum(axes)
-        if self.batch_dice:
+        if self.batch_dice:  # the global batch under torchrun, as for softmax Dice
             intersect, sum_pred, sum_gt = intersect.sum(0), sum_pred.sum(0), sum_gt.sum(0)
+            if self.sum_over_ranks is not None:
+                intersect, sum_pred, sum_gt = self.sum_over_ranks(intersect, sum_pred, sum_gt)
         dice = (2 * intersect + self.smooth) / torch.clip(sum_gt + sum_pred + self.smooth, 1e-8)
         return -dice.mean()
 
@@ -74,13 +80,14 @@ class RegionDiceBCELoss(nn.Module):
         smooth: float = 1e-5,
         weight_ce: float = 1.0,
         weight_dice: float = 1.0,
+        sum_over_ranks: Callable[..., tuple[torch.Tensor, ...]] | None = None,
     ) -> None:
         super().__init__()
         self.regions = [tuple(int(v) for v in r) for r in regions]
         self.ignore_label = ignore_label
         self.weight_ce = weight_ce
         self.weight_dice = weight_dice
-        self.dice = SigmoidDiceLoss(batch_dice, smooth)
+        self.dice = SigmoidDiceLoss(batch_dice, smooth, sum_over_ranks)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if logits.shape[1] != len(self.regions):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from segforge.losses.components import LossContext, build_loss, parse_loss_params
+from segforge.training.distributed import sum_over_ranks
 from segforge.training.label_targets import REGION_LOSS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +34,9 @@ def loss_context(context: Any, deep_supervision_scales: list[list[int]] | None, 
     scales = deep_supervision_scales or [[1] * patch_dims]
     scheme = context.label_scheme
     batch_dice = context.configuration.batch_dice
-    return LossContext(context.num_classes, batch_dice, scales, scheme.ignore_label, scheme.regions)
+    return LossContext(
+        context.num_classes, batch_dice, scales, scheme.ignore_label, scheme.regions, sum_over_ranks=sum_over_ranks
+    )
 
 
 def build_run_loss(
