@@ -62,3 +62,19 @@ def run_main(capsys: pytest.CaptureFixture[str]):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``root`` with raw/pre/results of the tiny task (tests/training) and fold 0 trained for real.
+
+    Shared by the model-package and Python-API tests, so the session trains it once (~20 s).
+    """
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))
+    from segforge_tiny_task import prepare_task, train_folds
+
+    root = prepare_task(tmp_path_factory.mktemp("tiny_trained"))
+    train_folds(root, (0,))
+    return root

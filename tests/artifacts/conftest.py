@@ -1,4 +1,4 @@
-"""A tiny model trained for real once per session (tiny task, 1 fold, 2 epochs x 2 iterations)."""
+"""The trained tiny task (``trained_tiny`` in tests/conftest.py) in the environment, with a per-test model cache."""
 
 from __future__ import annotations
 
@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from segforge_tiny_task import prepare_task, train_folds  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``root`` with raw/pre/results of Task009_Tiny and fold 0 trained (validation summary included)."""
-    root = prepare_task(tmp_path_factory.mktemp("tiny_package"))
-    train_folds(root, (0,))
-    return root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))  # segforge_tiny_task for the tests here
 
 
 @pytest.fixture

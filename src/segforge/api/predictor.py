@@ -42,8 +42,8 @@ class Predictor:
     Prefer the constructors :meth:`from_run`, :meth:`from_package` and :meth:`from_nnunet`;
     ``Predictor(model_dir)`` takes a run folder (``<trainer>__<network>__<plans>``) or a fold folder.
     ``tta`` mirrors along the axes the model was trained to be mirrored on (``--no-tta`` off),
-    ``precision`` and ``device`` are ``segforge predict``'s options, ``postprocessing=False`` ignores
-    the run's ``postprocessing.json``.
+    ``precision``, ``device`` and ``compile`` are ``segforge predict``'s options, ``postprocessing=False``
+    ignores the run's ``postprocessing.json``.
     """
 
     def __init__(
@@ -57,6 +57,7 @@ class Predictor:
         tta: bool = True,
         step_size: float = 0.5,
         postprocessing: bool = True,
+        compile: bool = False,
     ) -> None:
         from segforge.cli.predict_cmd import resolve_device
         from segforge.inference.cascade import is_cascade
@@ -78,7 +79,7 @@ class Predictor:
         self.device = resolve_device(device)
         mirror_axes = model.mirror_axes if tta else None
         settings = SlidingWindowSettings(tuple(model.configuration.patch_size), step_size=step_size,
-                                         mirror_axes=mirror_axes, precision=precision)  # fmt: skip
+                                         mirror_axes=mirror_axes, precision=precision, compile=compile)  # fmt: skip
         self._pipeline = CasePipeline(networks, model, settings, self.device, registries=registries)
         self.image_io = self._pipeline.image_io
         self._pipeline.postprocess, self.postprocessing = prediction_hook(self.model_dir, self.image_io,
