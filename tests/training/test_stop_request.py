@@ -61,11 +61,16 @@ def test_the_tail_decays_an_epoch_stepped_lr_to_zero_and_survives_a_budget_resiz
     assert tail.record["tail_iterations"] == 6 and tail.record["planned_total_iterations"] == 1000
     assert trainer.schedule.lr_at(37) == pytest.approx(before)  # continuous where the stop came
     used = trainer.run(tail, until=40)
-    trainer.total_iterations = 400  # the budget's per-epoch re-plan would lengthen the run again...
+    tail_lrs = [trainer.schedule.lr_at(i) for i in range(37, 44)]
+    trainer.schedule.retarget(40, 400)  # the budget's per-epoch re-plan would lengthen the run again...
+    trainer.total_iterations = 400
     used += trainer.run(tail, until=41)
     assert trainer.total_iterations == 43  # ...the tail wins
+    used += trainer.run(tail, until=42)
+    trainer.schedule.retarget(42, 400)  # even just before the tail's last iteration
+    trainer.total_iterations = 400
     used += trainer.run(tail, until=50)
-    assert trainer.state.iteration == 43 and len(used) == 6
+    assert trainer.state.iteration == 43 and used == pytest.approx(tail_lrs[:6])  # the LRs the tail planned
     assert all(a > b for a, b in zip(used, used[1:], strict=False)), used  # per iteration, not per epoch
     assert used[0] == pytest.approx(before) and trainer.schedule.lr_at(43) == 0.0
     trainer.state.iteration = 41
@@ -123,6 +128,28 @@ def test_sigusr1_finishes_a_real_training_with_a_final_checkpoint(task_env, monk
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # the handler is gone with the training
 
 
+def test_a_stop_in_a_budgeted_run_keeps_its_tail_when_the_budget_sizes_the_schedule(task_env, monkeypatch):
+    """The stop may come while the budget still measures the speed: its sizing must not undo the tail."""
+    calls = {"n": 0}
+    original = DefaultTrainer.train_step
+
+    def step_then_stop(self, batch):
+        loss = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            write_stop_request(fold_dir(task_env), tail=3)
+        return loss
+
+    monkeypatch.setattr(DefaultTrainer, "train_step", step_then_stop)
+    request = make_request("budget.iterations_per_epoch=4", "budget.final_val_iterations=0", time_budget_min=0.5)
+    request.epochs = request.iterations_per_epoch = None
+    result = train(request)
+    assert result.status == "finished" and result.iterations == 5
+    final = load_checkpoint(fold_dir(task_env) / "checkpoint_final.pt")
+    assert final["stop"]["final_iteration"] == 5 and final["progress"]["total"] == 5
+    assert PolySchedule.from_state(final["schedule"]).lr_at(5) == 0.0
+
+
 def _cli(*args: str) -> tuple[int, str]:
     from segforge import plugins
     from segforge.cli.app import main
@@ -143,6 +170,9 @@ def test_segforge_stop_refuses_a_fold_where_nothing_runs(task_env, capsys):
     code, _ = _cli("stop", str(folder))
     err = capsys.readouterr().err
     assert code != 0 and "no training is running" in err and "Traceback" not in err
+    code, _ = _cli("stop", "--task", TASK, "--fold", "0")  # the run found as predict finds it
+    err = capsys.readouterr().err
+    assert code != 0 and f"no training is running {folder}" in err
     (folder / RUNNING_FILE).write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     code, _ = _cli("stop", str(folder))
     err = capsys.readouterr().err

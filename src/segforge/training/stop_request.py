@@ -123,6 +123,8 @@ class StopTail:
     def __init__(self) -> None:
         self.signal = FinishRequest()
         self.record: dict[str, Any] | None = None
+        #: the schedule as the tail set it (restored when something lengthens the run again)
+        self.tail_schedule: dict[str, Any] | None = None
 
     @property
     def skip_validation(self) -> bool:
@@ -170,35 +172,58 @@ class StopTail:
             "by": str(request.get("by", "segforge stop")),
             "requested": request.get("requested"),
             "at_iteration": at,
-            "planned_total_iterations": planned,
+            "planned_total_iterations": planned if _sized(trainer) else None,  # None: the budget had not sized it
             "tail_iterations": final - at,
             "final_iteration": final,
             "skip_validation": bool(request.get("skip_validation", False)),
         }
         if final < planned:
             _retarget(trainer, at, final)
+        self.tail_schedule = _schedule_state(trainer)
+        of = f" of {planned}" if _sized(trainer) else ""
         trainer.log.line(
-            f"stop requested ({self.record['by']}) at iteration {at} of {planned}: the LR decays to 0 over "
+            f"stop requested ({self.record['by']}) at iteration {at}{of}: the LR decays to 0 over "
             f"{final - at} more iteration(s), then checkpoint_final.pt is saved"
             + ("; end-of-training validation skipped" if self.skip_validation else "")
         )
         trainer.write_manifest("running")
 
     def _keep(self, trainer: Any) -> None:
-        """Something re-sized the schedule after the stop (the budget's per-epoch re-plan): the tail wins,
-        unless the new end comes sooner (the budget ran out of time)."""
+        """Something re-sized the schedule after the stop (the budget's sizing or per-epoch re-plan): the tail
+        wins, unless the new end comes sooner (the budget ran out of time).
+
+        The tail's schedule is restored as it was, not re-targeted from here: a re-plan keeps the LR
+        continuous where it re-anchors, so the iterations trained in between used the tail's LR, and a
+        re-plan just before the tail's last iteration would leave no room to re-target to 0.
+        """
         final = int(self.record["final_iteration"])
         total = int(trainer.total_iterations)
         if total < final:
             self.record["final_iteration"] = total
+            self.tail_schedule = _schedule_state(trainer)
         elif total > final:
-            _retarget(trainer, trainer.state.iteration, final)
+            if self.tail_schedule is not None and hasattr(trainer.schedule, "from_state"):
+                trainer.schedule = type(trainer.schedule).from_state(self.tail_schedule)
+                trainer.total_iterations = final
+            else:
+                _retarget(trainer, trainer.state.iteration, final)
 
     def state_dict(self) -> dict[str, Any] | None:
         return dict(self.record) if self.record is not None else None
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         self.record = dict(state) if state else None
+
+
+def _schedule_state(trainer: Any) -> dict[str, Any] | None:
+    state_dict = getattr(trainer.schedule, "state_dict", None)
+    return state_dict() if state_dict is not None else None
+
+
+def _sized(trainer: Any) -> bool:
+    """False while a budget's schedule is still provisional (it measures the speed first)."""
+    budget = getattr(trainer, "budget", None)
+    return budget is None or bool(getattr(budget, "sized", True))
 
 
 def _retarget(trainer: Any, iteration: int, final: int) -> None:
@@ -218,6 +243,8 @@ def attach(trainer: Any, resume: dict[str, Any] | None) -> StopTail:
     tail = StopTail()
     if resume is not None:
         tail.load_state_dict(resume.get("stop"))
+        if tail.record is not None:  # checkpoints are saved before a re-plan: theirs is the tail's schedule
+            tail.tail_schedule = _schedule_state(trainer)
     payload = trainer.checkpoint_payload
 
     def payload_with_stop() -> dict[str, Any]:
