@@ -14,10 +14,10 @@ from segforge_ensemble_cases import IO, fabricate_run, make_raw_task  # noqa: E4
 
 from segforge.cli.app import main  # noqa: E402
 from segforge.errors import UsageError  # noqa: E402
-from segforge.evaluation.best_config import determine_postprocessing, find_best_configuration  # noqa: E402
 from segforge.evaluation.evaluate_folder import EvaluationSummary  # noqa: E402
-from segforge.evaluation.inference_instructions import InferenceInstructions, write_instructions  # noqa: E402
 from segforge.postprocessing.decision import PostprocessingDecision  # noqa: E402
+from segforge.selection.best_config import determine_postprocessing, find_best_configuration  # noqa: E402
+from segforge.selection.inference_instructions import InferenceInstructions, write_instructions  # noqa: E402
 
 FOLDS = {"0": ["case_000", "case_001"], "1": ["case_002", "case_003"]}
 RUN = "default__generic_unet__segforgePlans"

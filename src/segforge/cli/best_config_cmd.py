@@ -14,7 +14,7 @@ from segforge.cli import render
 from segforge.cli.multi_value import multi_value_command
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segforge.evaluation.best_config import SearchResult
+    from segforge.selection.best_config import SearchResult
 
 DEFAULT_FOLDS = ["0", "1", "2", "3", "4"]
 MULTI = ("--configs", "-c", "--trainers", "-tr", "--folds", "-f")
@@ -74,10 +74,10 @@ def find_best_config_command(
 ) -> None:
     """Find the best configuration (or pairwise ensemble) by cross-validation Dice; write inference instructions."""
     from segforge.errors import UsageError
-    from segforge.evaluation.best_config import determine_postprocessing, find_best_configuration, find_references
-    from segforge.evaluation.inference_instructions import write_instructions
     from segforge.inference.model_loading import find_dataset_folder
     from segforge.plugins import get_registries
+    from segforge.selection.best_config import determine_postprocessing, find_best_configuration, find_references
+    from segforge.selection.inference_instructions import write_instructions
     from segforge.settings import get_folders
 
     if num_processes < 1:

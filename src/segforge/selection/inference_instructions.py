@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from segforge.atomic import atomic_write_text
 from segforge.config.jsonio import save_model
-from segforge.evaluation.best_config import Candidate, SearchResult
 from segforge.evaluation.trained_runs import TrainedRun
+from segforge.selection.best_config import Candidate, SearchResult
 
 INSTRUCTIONS_FORMAT_VERSION = 1
 INSTRUCTIONS_JSON = "inference_instructions.json"
