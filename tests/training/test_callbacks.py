@@ -177,3 +177,31 @@ def test_events_reach_other_ranks_only_when_a_callback_asks():
         callbacks.emit(trainer, "epoch_end", 2, x=rank)
     assert main_only.seen == [("epoch_end", 0, 0)]
     assert everywhere.seen == [("epoch_end", 0, 0), ("epoch_end", 1, 1)]
+
+
+def _cli(*args: str) -> int:
+    from segforge.cli.app import main
+
+    plugins.reset_manager()
+    try:
+        main(list(args))
+        return 0
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        plugins.reset_manager()
+
+
+def test_cli_callback_flag_runs_csv_metrics_and_rejects_an_unknown_name(task_env, capsys):
+    fast = ("--task", "9", "--fold", "0", "--epochs", "1", "--iterations-per-epoch", "2", "--set", "val_iterations=1")
+    assert _cli("train", *fast, "--callback", "csv_metrix") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "error: unknown callback 'csv_metrix' (available: csv_metrics)" and len(err) == 2
+    assert not (task_env / "results").exists()
+
+    assert _cli("train", *fast, "--callback", "csv_metrics", "--set", "threads=1") == 0
+    fold = fold_dir(task_env)
+    assert [r["epoch"] for r in csv.DictReader((fold / "metrics.csv").open())] == ["0"]
+    manifest = json.loads((fold / "manifest.json").read_text())
+    command = manifest["command"]  # rebuilt from the options: --continue would repeat the selection anyway
+    assert command[command.index("--callback") + 1] == "csv_metrics"
