@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -121,3 +122,47 @@ def test_a_cascade_model_refuses_series_folders_before_its_first_stage(ct_series
     code, _, err = run_cli("predict", "-i", inputs, "-o", tmp_path / "out", "-m", model, *PREDICT)
     assert "a cascade model cannot read series sub-folders as cases yet" in error_line(code, err)
     assert not (tmp_path / "out").exists()
+
+
+def _edit_one_slice(ct_series: Path, folder: Path, change) -> Path:
+    copy_series(ct_series, folder)
+    path = sorted(folder.iterdir())[5]
+    ds = pydicom.dcmread(path)
+    change(ds)
+    ds.save_as(path)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda ds: setattr(ds, "ImageOrientationPatient", [0, 1, 0, 0, 0, -1]), "has another ImageOrientationPatient"),
+        (lambda ds: setattr(ds, "PixelSpacing", [0.5, 0.5]), "has another PixelSpacing"),
+        (lambda ds: ds.ImagePositionPatient.__setitem__(0, ds.ImagePositionPatient[0] + 5), "(gantry tilt?)"),
+    ],
+    ids=["orientation", "pixel-spacing", "tilt"],
+)
+def test_slices_that_do_not_form_one_grid_are_refused(ct_series, tmp_path, run_cli, change, message):
+    folder = _edit_one_slice(ct_series, tmp_path / "ct", change)
+    code, _, err = run_cli("dicom", "to-nifti", folder, tmp_path / "x.nii.gz")
+    assert message in error_line(code, err)
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_an_image_series_is_not_a_segmentation(ct_series, tmp_path):
+    from segforge_dicom.image_io import DicomSeriesIO
+
+    from segforge.errors import ConfigError
+
+    io = DicomSeriesIO()
+    with pytest.raises(ConfigError, match="a DICOM image series cannot be read as a segmentation"):
+        io.read_seg(ct_series)
+    _, props = io.read_images([ct_series])
+    with pytest.raises(ConfigError, match="a segmentation of a DICOM series is written as NIfTI"):
+        io.write_seg(np.zeros((20, 512, 512), np.uint8), tmp_path / "seg.png", props)
+
+
+def test_series_command_on_a_folder_without_dicom(tmp_path, run_cli):
+    (tmp_path / "a.txt").write_text("x")
+    code, _, err = run_cli("dicom", "series", tmp_path)
+    assert "no DICOM image series found" in error_line(code, err)

@@ -53,6 +53,11 @@ def test_dicom_predict_writes_a_dicom_seg_beside_each_nifti(complete_series, tin
     source = pydicom.dcmread(next(complete_series.iterdir()), stop_before_pixels=True)
     assert ds.StudyInstanceUID == source.StudyInstanceUID
     np.testing.assert_array_equal(segment_masks(seg, complete_series, [1, 2]), [labels == 1, labels == 2])
+    # the same from predict's output folder afterwards: to-seg over folders, labels from the model
+    code, _, err = run_cli("dicom", "to-seg", tmp_path / "out", inputs, tmp_path / "again", "-m", tiny_model)
+    assert code == 0, err
+    again = hd.seg.segread(tmp_path / "again" / "case1.dcm")
+    np.testing.assert_array_equal(segment_masks(again, complete_series, [1, 2]), [labels == 1, labels == 2])
 
 
 def segment_masks(seg, series, numbers):
