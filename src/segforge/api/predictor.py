@@ -42,7 +42,9 @@ class Predictor:
     Prefer the constructors :meth:`from_run`, :meth:`from_package` and :meth:`from_nnunet`;
     ``Predictor(model_dir)`` takes a run folder (``<trainer>__<network>__<plans>``) or a fold folder.
     ``tta`` mirrors along the axes the model was trained to be mirrored on (``--no-tta`` off),
-    ``precision``, ``device`` and ``compile`` are ``segforge predict``'s options, ``postprocessing=False``
+    ``precision``, ``device``, ``compile``, ``backend`` and ``reuse_constant_tiles`` are ``segforge
+    predict``'s options (``backend`` defaults to eager ``torch`` here: ``auto`` weighs a backend's set-up
+    against the run's case count, which a Predictor does not know in advance); ``postprocessing=False``
     ignores the run's ``postprocessing.json``.
     """
 
@@ -58,6 +60,8 @@ class Predictor:
         step_size: float = 0.5,
         postprocessing: bool = True,
         compile: bool = False,
+        backend: str = "torch",
+        reuse_constant_tiles: bool = True,
     ) -> None:
         from segforge.cli.predict_cmd import resolve_device
         from segforge.inference.cascade import is_cascade
@@ -79,7 +83,9 @@ class Predictor:
         self.device = resolve_device(device)
         mirror_axes = model.mirror_axes if tta else None
         settings = SlidingWindowSettings(tuple(model.configuration.patch_size), step_size=step_size,
-                                         mirror_axes=mirror_axes, precision=precision, compile=compile)  # fmt: skip
+                                         mirror_axes=mirror_axes, precision=precision, compile=compile,
+                                         backend="compiled" if compile else backend,
+                                         reuse_constant_tiles=reuse_constant_tiles)  # fmt: skip
         self._pipeline = CasePipeline(networks, model, settings, self.device, registries=registries)
         self.image_io = self._pipeline.image_io
         self._pipeline.postprocess, self.postprocessing = prediction_hook(self.model_dir, self.image_io,
