@@ -32,6 +32,7 @@ import inspect
 import io
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,7 @@ class TrainerContract:
         return root
 
     @pytest.fixture
-    def trainer_env(self, contract_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    def trainer_env(self, contract_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         """The prepared task; results go to this test's own folder."""
         import torch
 

@@ -46,6 +46,7 @@ class CsvMetricsLogger(Callback):
     name = "csv_metrics"
     version = "1.0"
     Params = CsvMetricsParams
+    params: CsvMetricsParams
 
     def __init__(self, params: CsvMetricsParams) -> None:
         super().__init__(params)
