@@ -146,3 +146,22 @@ def test_missing_plugin_names_the_pip_line_before_unpacking(package_bytes, run_m
     assert "needs segforge-nonexistent-net 1.4.2 (network:nonexistent), which is not installed" in err
     assert "pip install 'segforge-nonexistent-net>=1.0,<2'" in err
     assert not (tmp_path / "cache").exists()
+
+
+def test_zip_bomb_member_is_refused_before_reading_it(package_bytes, run_main, tiny_env, tmp_path):
+    def bomb(archive: zipfile.ZipFile) -> None:
+        archive.writestr(f"{RUN}/inference_instructions.json", b" " * (4 << 20), zipfile.ZIP_DEFLATED)
+
+    bad = rebuild(package_bytes, tmp_path / "bomb.zip", lambda m: None, extra=bomb)
+    code, _, err = run_main(["install-model", str(bad)])
+    assert code == 2 and f"member '{RUN}/inference_instructions.json' expands" in err and "zip bomb" in err
+
+
+def test_an_nnunet_zip_is_named_with_what_to_do(run_main, tiny_env, tmp_path):
+    nnunet = tmp_path / "nnunet_export.zip"
+    with zipfile.ZipFile(nnunet, "w") as archive:
+        for name in ("plans.json", "dataset.json", "fold_0/checkpoint_final.pth"):
+            archive.writestr(f"Dataset004_Hippocampus/nnUNetTrainer__nnUNetPlans__3d_fullres/{name}", b"{}")
+    code, _, err = run_main(["predict", "-m", str(nnunet), "-i", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert code == 2 and "an nnU-Net model zip, not a segforge model package" in err
+    assert "unzip it and pass the folder" in err

@@ -31,6 +31,8 @@ _HINT = "use the package as exported by `segforge export-model`, or export it ag
 _PICKLE_MAGIC = tuple(bytes([0x80, p]) for p in range(2, 6))
 _TORCH_ZIP_MAGIC = b"PK\x03\x04"
 _CHUNK = 1 << 20
+#: no member of a package compresses this well (checkpoints are stored, JSON deflates ~10-fold)
+_MAX_RATIO = 200
 
 
 class PackageError(SegforgeError):
@@ -70,12 +72,22 @@ def _check_name(path: Path, info: zipfile.ZipInfo) -> None:
         raise _refuse(path, f"member '{name}' is a symbolic link")
 
 
+def _looks_like_nnunet_zip(archive: zipfile.ZipFile) -> bool:
+    names = archive.namelist()
+    return any(n.endswith("plans.json") for n in names) and any(n.endswith(".pth") for n in names)
+
+
 def _read_manifest(path: Path, archive: zipfile.ZipFile) -> PackageManifest:
     from pydantic import ValidationError
 
     try:
         raw = archive.read(PACKAGE_MANIFEST)
     except KeyError:
+        if _looks_like_nnunet_zip(archive):
+            raise PackageError(
+                f"{path}: refused, an nnU-Net model zip, not a segforge model package (no {PACKAGE_MANIFEST})",
+                hint="unzip it and pass the folder holding plans.json and fold_N/ to -m (or segforge import-nnunet)",
+            ) from None
         raise _refuse(path, f"not a segforge model package (no {PACKAGE_MANIFEST})") from None
     try:
         manifest = PackageManifest.model_validate(json.loads(raw))
@@ -120,6 +132,9 @@ def verify_package(path: str | Path) -> VerifiedPackage:
         infos = archive.infolist()
         for info in infos:
             _check_name(path, info)
+            if info.file_size > _MAX_RATIO * max(info.compress_size, 1) and info.file_size > _CHUNK:
+                raise _refuse(path, f"member '{info.filename}' expands {info.file_size // max(info.compress_size, 1)}"
+                              "-fold (a zip bomb?)")  # fmt: skip
         manifest = _read_manifest(path, archive)
         names = [i.filename for i in infos if not i.is_dir()]
         if len(set(names)) != len(names):
