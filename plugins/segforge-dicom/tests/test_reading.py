@@ -116,3 +116,28 @@ def test_objects_without_a_grid_beside_the_slices_are_ignored(ct_series, tmp_pat
     report.save_as(folder / "report.dcm")
     [series] = scan_folder(folder)
     assert len(series.slices) == 20
+
+
+def test_oblique_sagittal_stack_gets_gdcm_geometry(ct_series, tmp_path):
+    """The same slices relabelled as a sagittal stack tilted 30 degrees: direction, origin and spacing equal GDCM's."""
+    import pydicom
+    from segforge_dicom.image_io import read_series_image
+
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    row, col = np.array([0.0, c, s]), np.array([0.0, -s, c])  # in-plane axes; the normal row x col is +x
+    folder = tmp_path / "sagittal"
+    folder.mkdir()
+    for path in sorted(ct_series.iterdir()):
+        ds = pydicom.dcmread(path)
+        k = (float(ds.ImagePositionPatient[2]) + 804.5) / 2.0  # 0 .. 19 along the original z
+        ds.ImageOrientationPatient = [float(v) for v in (*row, *col)]
+        ds.ImagePositionPatient = [10.0 - 2.5 * k, -20.0, 30.0]
+        ds.save_as(folder / path.name)
+    ours = read_series_image(folder)
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    gdcm = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0]))
+    assert np.allclose(ours.GetDirection(), gdcm.GetDirection()) and np.allclose(ours.GetOrigin(), gdcm.GetOrigin())
+    assert np.allclose(ours.GetSpacing(), (0.9765625, 0.9765625, 2.5))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(gdcm))
+    assert np.allclose(np.reshape(ours.GetDirection(), (3, 3))[:, 2], [1.0, 0.0, 0.0])
+    assert ours.GetOrigin() == pytest.approx((10.0 - 2.5 * 19, -20.0, 30.0))  # the last file comes first
