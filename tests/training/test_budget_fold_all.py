@@ -19,12 +19,14 @@ def _budget_params() -> TrainerParams:
 
 
 def test_fold_all_budget_params_cut_validation_batches_unless_set_explicitly():
-    budget = SimpleNamespace(decisions={})
+    budget = SimpleNamespace(decisions={}, params=TrainerParams().budget)
     params = fold_all_params(_budget_params(), SimpleNamespace(fold="all", overrides=[]), budget)
     assert (params.val_iterations, params.final_val_iterations) == (VAL_ITERATIONS, 0)
+    # the budget keeps no time at the end for final batches that will not run
+    assert budget.params.final_val_iterations == 0 and params.budget.final_val_iterations == 0
     assert budget.decisions["fold_all"]["end_of_training_validation"] == "not inside the budget"
     mine = SimpleNamespace(fold="all", overrides=["budget.final_val_iterations=5"])
-    params = fold_all_params(_budget_params(), mine, SimpleNamespace(decisions={}))
+    params = fold_all_params(_budget_params(), mine, SimpleNamespace(decisions={}, params=None))
     assert (params.val_iterations, params.final_val_iterations) == (VAL_ITERATIONS, 30)  # the user's choice stays
     fold0 = fold_all_params(_budget_params(), SimpleNamespace(fold=0, overrides=[]), SimpleNamespace(decisions={}))
     assert fold0.val_iterations == 8
@@ -59,6 +61,7 @@ def test_a_budgeted_fold_all_run_spends_nothing_on_end_predictions_and_accounts_
     assert budget["decisions"]["end_predictions"]["cases"] == 0
     assert budget["decisions"]["fold_all"]["final_val_iterations"] == 0
     assert manifest["trainer"]["params"]["val_iterations"] == VAL_ITERATIONS
+    assert budget["params"]["final_val_iterations"] == 0  # no time kept at the end for batches that do not run
     assert manifest["results"]["final_pseudo_dice"] is None  # no final validation batches
     assert not (folder / "validation").exists()
     assert "not predicted inside the budget" in (folder / "training_log.txt").read_text()

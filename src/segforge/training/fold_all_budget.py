@@ -58,7 +58,14 @@ def fold_all_params(params: Any, request: Any, budget: Any) -> Any:
         "end_of_training_validation": "not inside the budget",
         "why": "fold all validates on its own training cases: their predictions would take budget from training",
     }
-    return params.model_copy(update=update) if update else params
+    if not update:
+        return params
+    if "val_iterations" in update and "val_iterations" in budget.decisions:
+        budget.decisions["val_iterations"] = update["val_iterations"]
+    # the budget's own params too: it keeps time at the end for budget.final_val_iterations batches
+    budget_params = params.budget.model_copy(update=update)
+    budget.params = budget_params
+    return params.model_copy(update={**update, "budget": budget_params})
 
 
 def validation_deferred(trainer: Any) -> str | None:
