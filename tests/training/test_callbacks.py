@@ -43,6 +43,21 @@ class Broken(Callback):
 def segforge_register_callbacks(registry):
     registry.add(Flaky)
     registry.add(Broken)
+
+
+@hookimpl
+def segforge_register_trainers(registry):
+    from segforge.training.trainer import DefaultTrainer
+
+    class Boom(DefaultTrainer):
+        name = "boom"
+
+        def train_step(self, batch):
+            if self.state.iteration == 1:
+                raise RuntimeError("device-side assert triggered")
+            return super().train_step(batch)
+
+    registry.add(Boom)
 """
 
 
@@ -63,10 +78,11 @@ def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         sys.modules.pop(name)
 
 
-def _train(*extra: str, callbacks: list[str] | None = None, resume: bool = False, stop_after_epochs: int | None = None):
+def _train(*extra: str, callbacks: list[str] | None = None, resume: bool = False, stop_after_epochs: int | None = None,
+           **request: object):  # fmt: skip
     from segforge.training.api import train
 
-    request = make_request(*extra, callbacks=list(callbacks or []), resume=resume)
+    request = make_request(*extra, callbacks=list(callbacks or []), resume=resume, **request)
     return train(request, stop_after_epochs=stop_after_epochs)
 
 
@@ -132,6 +148,14 @@ def test_a_raising_callback_is_isolated_named_in_the_log_and_the_manifest(task_e
     records = {c["name"]: c for c in json.loads((fold / "manifest.json").read_text())["callbacks"]}
     assert records["flaky"]["error"] == "on_epoch_end: RuntimeError: tracker server went away"
     assert records["event_log"]["error"] is None and _events(fold)[-1]["status"] == "finished"
+
+
+def test_a_run_that_fails_tells_its_callbacks_before_the_error_propagates(task_env, fakes):
+    with pytest.raises(RuntimeError, match="device-side assert triggered"):
+        _train(callbacks=["event_log"], trainer="boom")
+    events = _events(fold_dir(task_env, trainer="boom"))
+    assert [e["event"] for e in events] == ["run_start", "train_step_end", "run_end"]
+    assert (events[-1]["status"], events[-1]["error"]) == ("failed", "RuntimeError: device-side assert triggered")
 
 
 @pytest.mark.parametrize(
