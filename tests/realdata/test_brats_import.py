@@ -88,7 +88,7 @@ def _subset(brats_root: Path, dst: Path, crop: tuple[int, int, int]) -> Path:
 
 def test_brats_crops_from_shipped_files_to_region_scores(brats_root: Path, folders: Path, run_main) -> None:
     """import-dataset -> plan-and-preprocess -> train -> predict -> evaluate per region, on crops around the tumour."""
-    _import(run_main, _subset(brats_root, folders / "src", crop=(40, 40, 32)))
+    _import(run_main, _subset(brats_root, folders / "src", crop=(32, 32, 24)))
     raw = folders / "raw" / "Task501_BraTS"
     code, out, err = run_main(["plan-and-preprocess", "--task", "501", "-c", "3d_fullres", "-np", "1"])
     assert code == 0, err

@@ -71,7 +71,19 @@ def test_ct_from_shipped_files_to_evaluated_prediction(imported: Path, run_main)
     code, out, err = run_main(["predict", "-i", str(raw / "imagesTr"), "-o", str(pred), "--task", "502",
                                "--folds", "all", "--no-tta", "--device", "cpu"])  # fmt: skip
     assert code == 0, err
-    code, out, err = run_main(["evaluate", "--ref", str(raw / "labelsTr"), "--pred", str(pred), "-np", "1"])
+    code, out, err = run_main(
+        [
+            "evaluate",
+            "--ref",
+            str(raw / "labelsTr"),
+            "--pred",
+            str(pred),
+            "--dataset-json",
+            str(raw / "dataset.json"),
+            "-np",
+            "1",
+        ]
+    )
     assert code == 0, err
     summary = json.loads((pred / "summary.json").read_text())
     assert sorted(summary["mean"]) == ["1", "2", "3", "4"]
