@@ -8,7 +8,7 @@ case (nnU-Net's ``DefaultPreprocessor.run_case`` reading the PNGs itself) must e
 
 Skipped unless nnunetv2 is importable (it is not a dependency): run it where both are installed,
 e.g. ``/work/nnunet-venv/bin/python -m pytest -m slow tests/preprocessing/test_nnunet_parity_drive.py``
-(about a minute: nnU-Net plans in a subprocess, five 584x565 images are read several times).
+(one to three minutes: nnU-Net plans in a subprocess, five 584x565 images are read several times).
 """
 
 from __future__ import annotations
