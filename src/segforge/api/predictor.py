@@ -169,15 +169,13 @@ class Predictor:
         The same files as ``segforge predict`` (``CASE.nii.gz``; with ``save_probabilities`` also
         ``CASE.npz`` + ``CASE.json``). ``skip_existing`` is ``--continue``.
         """
-        from segforge.cli.predict_cmd import default_overlap, remove_interrupted_exports
-        from segforge.inference.memory_check import check_prediction_memory
-        from segforge.inference.predictor import list_jobs, run_jobs
+        from segforge.cli.predict_cmd import default_overlap, jobs_for_folder
+        from segforge.inference.predictor import run_jobs
 
-        jobs, _ = list_jobs(Path(input_folder), Path(output_folder), self.image_io.file_endings, self.num_channels,
-                            skip_existing=skip_existing)  # fmt: skip
-        remove_interrupted_exports(jobs, self.image_io)
         use_overlap = default_overlap(self.device, overlap)
-        check_prediction_memory(jobs, self.model, use_overlap, save_probabilities)
+        jobs, _ = jobs_for_folder(Path(input_folder), Path(output_folder), self.model, self.image_io,
+                                  skip_existing=skip_existing, overlap=use_overlap,
+                                  save_probabilities=save_probabilities)  # fmt: skip
         with self._lock:
             self._pipeline.save_probabilities = save_probabilities
             try:

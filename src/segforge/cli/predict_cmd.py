@@ -101,6 +101,24 @@ def remove_interrupted_exports(jobs: list[Any], image_io: Any) -> None:
             remove_interrupted_writes(final)
 
 
+def jobs_for_folder(input_folder: Path, output_folder: Path, model: Any, image_io: Any, *, part_id: int = 0,
+                    num_parts: int = 1, skip_existing: bool = False, overlap: bool,
+                    save_probabilities: bool) -> tuple[list[Any], list[Any]]:  # fmt: skip
+    """``(to do, skipped)`` cases of a folder, after removing what a killed run left and checking memory.
+
+    One sequence for ``segforge predict`` and :meth:`segforge.api.Predictor.predict_folder`.
+    """
+    from segforge.inference.cascade import image_channels
+    from segforge.inference.memory_check import check_prediction_memory
+    from segforge.inference.predictor import list_jobs
+
+    jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, image_channels(model),
+                              part_id=part_id, num_parts=num_parts, skip_existing=skip_existing)  # fmt: skip
+    remove_interrupted_exports(jobs, image_io)
+    check_prediction_memory(jobs, model, overlap, save_probabilities)
+    return jobs, skipped
+
+
 def summary_table(results: list[CaseResult], skipped: list[Any]) -> Any:
     rows = []
     for r in results:
@@ -210,7 +228,7 @@ def predict_command(
     from segforge.inference.cascade import LOWRES_SUBFOLDER, image_channels, is_cascade, lowres_folds, lowres_model_dir
     from segforge.inference.mirroring import mirror_combinations
     from segforge.inference.model_loading import load_ensemble
-    from segforge.inference.predictor import CasePipeline, list_jobs, run_jobs
+    from segforge.inference.predictor import CasePipeline, run_jobs
     from segforge.inference.sliding_window import SlidingWindowSettings
     from segforge.inference.work_estimate import expected_evaluations
     from segforge.plugins import get_registries
@@ -240,12 +258,9 @@ def predict_command(
                         num_parts=num_parts, continue_=continue_, model_dir=lowres_dir, overlap=overlap,
                         disable_postprocessing=disable_postprocessing, compile_=compile_,
                         reuse_constant_tiles=reuse_constant_tiles, backend=backend)  # fmt: skip
-    jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, image_channels(model),
-                              part_id=part_id, num_parts=num_parts, skip_existing=continue_)  # fmt: skip
-    remove_interrupted_exports(jobs, image_io)
-    from segforge.inference.memory_check import check_prediction_memory
-
-    check_prediction_memory(jobs, model, default_overlap(torch_device, overlap), save_probabilities)
+    jobs, skipped = jobs_for_folder(input_folder, output_folder, model, image_io, part_id=part_id, num_parts=num_parts,
+                                    skip_existing=continue_, overlap=default_overlap(torch_device, overlap),
+                                    save_probabilities=save_probabilities)  # fmt: skip
     settings = SlidingWindowSettings(
         tuple(model.configuration.patch_size), step_size=step_size,
         mirror_axes=None if no_tta else model.mirror_axes, precision=precision, compile=compile_,
