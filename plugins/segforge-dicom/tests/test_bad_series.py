@@ -166,3 +166,13 @@ def test_series_command_on_a_folder_without_dicom(tmp_path, run_cli):
     (tmp_path / "a.txt").write_text("x")
     code, _, err = run_cli("dicom", "series", tmp_path)
     assert "no DICOM image series found" in error_line(code, err)
+
+
+def test_a_slice_with_cut_off_pixel_data_is_named(ct_series, tmp_path, run_cli):
+    folder = copy_series(ct_series, tmp_path / "ct")
+    damaged = sorted(folder.iterdir())[4]
+    data = damaged.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])  # the header survives, half the JPEG 2000 stream is gone
+    code, _, err = run_cli("dicom", "to-nifti", folder, tmp_path / "x.nii.gz")
+    assert f"{damaged}: cannot read the pixels of this slice of series" in error_line(code, err)
+    assert not (tmp_path / "x.nii.gz").exists()

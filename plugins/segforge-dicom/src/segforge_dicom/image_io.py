@@ -49,14 +49,25 @@ def read_series_image(folder: Path, selector: str | None = None) -> Any:
     reader.SetFileNames([str(p) for p in grid.files])
     try:
         image = reader.Execute()
-    except RuntimeError as exc:
-        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    except RuntimeError:
         raise ConfigError(
-            f"{folder}: cannot read the pixels of series {series.name}: {cause}",
-            hint="check the slice files are complete; re-export the series uncompressed",
+            f"{_unreadable_slice(grid.files)}: cannot read the pixels of this slice of series {series.name}",
+            hint="the file is damaged or in a compression GDCM cannot decode: re-copy or re-export the series",
         ) from None
     _check_same_grid(image, grid, f"{folder}: series {series.name}")
     return image
+
+
+def _unreadable_slice(files: tuple[Path, ...]) -> Path | str:
+    """The first slice SimpleITK cannot read on its own (called only after the series read failed)."""
+    import SimpleITK as sitk
+
+    for path in files:
+        try:
+            sitk.ReadImage(str(path))
+        except RuntimeError:
+            return path
+    return files[0].parent
 
 
 def _check_same_grid(image: Any, grid: Grid, where: str) -> None:

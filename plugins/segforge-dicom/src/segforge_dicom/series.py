@@ -90,8 +90,13 @@ def _header(path: Path) -> tuple[Any, SliceHeader | None] | None:
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError):
-        return None
+    except Exception as exc:  # noqa: BLE001 - a damaged DICOM file of any kind is named, not skipped
+        with open(path, "rb") as fh:
+            marked = fh.read(132)[128:132] == b"DICM"
+        if isinstance(exc, InvalidDicomError) and not marked:
+            return None  # no DICOM marker: a note or a thumbnail beside the slices, not ours
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path}: damaged DICOM file ({cause})", hint="re-copy or re-export the series") from None
     position = _floats(ds.get("ImagePositionPatient"), 3)
     orientation = _floats(ds.get("ImageOrientationPatient"), 6)
     spacing = _floats(ds.get("PixelSpacing"), 2)
