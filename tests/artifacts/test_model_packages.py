@@ -80,6 +80,18 @@ def test_install_model_makes_predict_by_task_work_in_another_results_folder(run_
     assert code == 2 and "already exists" in err and "--overwrite" in err
     code, _, err = run_main(["install-model", str(exported), "--overwrite"])
     assert code == 0, err
+    # an installed model exports again with no raw or preprocessed data: it carries its dataset.json
+    monkeypatch.setenv("SEGFORGE_RAW", str(tmp_path / "no_raw"))
+    monkeypatch.setenv("SEGFORGE_PREPROCESSED", str(tmp_path / "no_pre"))
+    code, _, err = run_main(["export-model", "--task", TASK, "-o", str(tmp_path / "again.zip")])
+    assert code == 0, err
+    with zipfile.ZipFile(tmp_path / "again.zip") as again, zipfile.ZipFile(exported) as first:
+        assert again.read(f"{RUN}/dataset.json") == first.read(f"{RUN}/dataset.json")
+        card = json.loads(again.read("model-card.json"))
+    assert (
+        card["validation"] == []
+        and "1 of 1 exported fold(s) have no validation/summary.json" in card["validation_note"]
+    )
 
 
 def test_export_names_a_missing_fold(run_main, tiny_env, tmp_path):

@@ -101,7 +101,8 @@ def export_package(
     assert first is not None  # fold_folders returns at least one folder
     fold_manifest = _read_json(fold_dirs[0] / "manifest.json")
     members[f"{model_dir}/plans.json"] = _json_bytes(first.plans.model_dump(mode="json"))
-    dataset_json_path = dataset_json_of(dataset)
+    # an installed package or an imported nnU-Net model carries its own; a run trained here finds the dataset's
+    dataset_json_path = run_dir / "dataset.json" if (run_dir / "dataset.json").is_file() else dataset_json_of(dataset)
     dataset_json = _read_json(dataset_json_path) if dataset_json_path else None
     if dataset_json is not None:
         members[f"{model_dir}/dataset.json"] = _json_bytes(dataset_json)
