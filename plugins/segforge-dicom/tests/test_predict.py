@@ -69,3 +69,12 @@ def segment_masks(seg, series, numbers):
     uids = [h.SOPInstanceUID or h.file_meta.MediaStorageSOPInstanceUID for h in headers]  # blanked by de-identification
     pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=list(numbers))
     return np.moveaxis(pixels, -1, 0).astype(bool)
+
+
+def test_python_api_predicts_series_folders_too(ct_series, tiny_model, tmp_path):
+    from segforge.api import Predictor
+
+    inputs = _inputs(tmp_path, ct_series, "patient_a")
+    written = Predictor(tiny_model, device="cpu", tta=False).predict_folder(inputs, tmp_path / "out", overlap=False)
+    assert written == [tmp_path / "out" / "patient_a.nii.gz"]
+    assert corners(sitk.ReadImage(str(written[0]))) == corners(sitk.ReadImage(str(SEG_ON_SERIES)))
