@@ -102,6 +102,10 @@ def test_the_budget_keeps_time_for_the_predictions_after_training(task_env):
     assert "of the time budget were kept for it" in (folder / "training_log.txt").read_text()
 
 
+def log_text(folder) -> str:
+    return (folder / "training_log.txt").read_text()
+
+
 def _preprocess_2d(task_env) -> None:
     import os
     from unittest import mock
@@ -121,9 +125,14 @@ def test_without_config_a_short_budget_trains_2d_and_says_why(task_env, monkeypa
     _preprocess_2d(task_env)
     model = {3: 10.0, 2: 0.01}  # seconds per synthetic step by patch dims
     monkeypatch.setattr(budget_setup, "time_network_step", lambda net, ch, patch, *a: model[len(patch)])
-    request = make_request("budget.final_val_iterations=2", "budget.adapt_network=false", time_budget_min=BUDGET_MIN)
+    request = make_request(
+        "budget.final_val_iterations=2", "budget.adapt_network=false", "budget.iterations_per_epoch=3",
+        time_budget_min=PAUSE_BUDGET_MIN,
+    )  # fmt: skip
     request.epochs = request.iterations_per_epoch = None
     request.configuration_explicit = False
+    assert train(request, stop_after_epochs=1).status == "paused"
+    request.resume, request.time_budget_min = True, None  # --continue without --config finds the 2d run
     result = train(request)
     assert result.status == "finished"
     folder = task_env / "results" / "Task009_Tiny" / "2d" / "default__generic_unet__segforgePlans" / "fold_0"
@@ -132,10 +141,13 @@ def test_without_config_a_short_budget_trains_2d_and_says_why(task_env, monkeypa
     plan = manifest["budget"]["decisions"]["plan"]
     assert plan["option"]["configuration"] == "2d"
     assert [c["s_per_step"] for c in plan["considered"]] == [10.0, 0.01]
-    why = next(n for n in manifest["notes"] if "instead of 3d_fullres" in n)
-    assert why.startswith("budget: 2d (patch 20x20, batch 2) instead of 3d_fullres (patch 16x20x20, batch 2) because")
+    assert "continuing the budgeted run in 2d" in manifest["notes"]
+    assert "budget: the model is trained as 2d: predict it with --config 2d" in log_text(folder)
+    why = plan["reasons"][0]
+    assert why.startswith("2d (patch 20x20, batch 2) instead of 3d_fullres (patch 16x20x20, batch 2) because")
     log = (folder / "training_log.txt").read_text()
-    assert "budget: batch 2, augmentation off, 2d (patch 20x20, batch 2) instead of 3d_fullres" in log
+    header = next(line for line in log.splitlines() if "budget: batch 2, augmentation " in line)
+    assert "2d (patch 20x20, batch 2) instead of 3d_fullres" in header  # the switch, in the training header
     assert not fold_dir(task_env).exists()  # nothing trained in the 3d_fullres folder
 
 
@@ -161,9 +173,14 @@ def test_a_short_budget_halves_the_network_and_prediction_gets_the_trained_one(t
 
     monkeypatch.setattr(budget_setup, "time_network_step", lambda net, ch, patch, *a: 10.0)
     monkeypatch.setattr(budget_setup, "MIN_FEATURES", 2)  # the tiny network is already at the usual minimum
-    request = make_request("budget.final_val_iterations=0", "budget.adapt_patch=false", time_budget_min=0.1)
+    request = make_request(
+        "budget.final_val_iterations=0", "budget.adapt_patch=false", "budget.iterations_per_epoch=3",
+        time_budget_min=PAUSE_BUDGET_MIN,
+    )  # fmt: skip
     request.epochs = request.iterations_per_epoch = None
-    train(request)
+    assert train(request, stop_after_epochs=1).status == "paused"
+    request.resume, request.time_budget_min = True, None  # continued: the checkpoint's narrower network is rebuilt
+    assert train(request).status == "finished"
     manifest = json.loads((fold_dir(task_env) / "manifest.json").read_text())
     assert manifest["network"]["params"]["features_per_stage"] == [2, 4, 8]  # the tiny task's 4-8-16, halved
     model = load_model(fold_dir(task_env) / "checkpoint_final.pt")

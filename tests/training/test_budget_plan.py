@@ -70,6 +70,10 @@ def test_a_budget_no_option_fits_takes_the_cheapest_and_says_so():
     ladder = option_ladder([HIPPO_3D, HIPPO_2D])
     plan = choose_option(PlanInputs(60, min_iterations=250), ladder, FakeSpeeds(**{"3d_fullres": 6.7, "2d": 0.5}))
     assert plan.option == HIPPO_2D
+    assert (
+        plan.reasons[0]
+        == "2d (patch 56x40, batch 16) instead of 3d_fullres (patch 40x56x40, batch 2) because it gets the most steps"
+    )
     assert plan.reasons[-1].startswith("budget short: no option reaches 250 steps; 2d")
 
 

@@ -146,6 +146,7 @@ class BudgetController:
         )
         if self.plan is not None:
             self.decisions["plan"] = self.plan.as_dict()
+            self.measurements["planning_probe_s"] = round(self.probe_spent_s, 3)
         self.summary = self._summary(batch, planned_batch, shape.augmentation)
         if device_type == "cpu":
             threads = params.threads or available_cores()
@@ -404,3 +405,4 @@ class BudgetController:
         self.measurements = dict(state.get("measurements", {}))
         self.replans = list(state.get("replans", []))
         self.sized = bool(state.get("sized", False))
+        self.summary = list(state.get("summary", []))

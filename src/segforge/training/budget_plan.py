@@ -174,6 +174,8 @@ def choose_option(inputs: PlanInputs, ladder: Sequence[Option], speeds: SpeedMod
         reasons.append(f"{ladder[0].describe()}: no speed measured, kept as planned")
         return Plan(ladder[0], 0, None, reasons, considered)
     option, steps, s = best
+    if option != ladder[0]:
+        reasons.append(f"{option.describe()} instead of {ladder[0].describe()} because it gets the most steps")
     reasons.append(
         f"budget short: no option reaches {inputs.min_iterations} steps; {option.describe()} gets the most "
         f"({steps} at {s:.3f} s/step)"

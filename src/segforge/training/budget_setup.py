@@ -129,6 +129,9 @@ def plan_budget_run(
     plan = choose_option(inputs, ladder, speeds)
     chosen = _apply(by_name[plan.option.configuration], plan.option, widths[plan.option.configuration])
     chosen.notes = [*chosen.notes, *notes, *(f"budget: {r}" for r in plan.reasons)]
+    if chosen.configuration.name != context.configuration.name:
+        name = chosen.configuration.name
+        chosen.notes.append(f"budget: the model is trained as {name}: predict it with --config {name}")
     return chosen, plan, deadline.spent()
 
 
