@@ -88,7 +88,7 @@ class Predictor:
                                          reuse_constant_tiles=reuse_constant_tiles)  # fmt: skip
         self._pipeline = CasePipeline(networks, model, settings, self.device, registries=registries)
         self.image_io = self._pipeline.image_io
-        self._pipeline.postprocess, self.postprocessing = prediction_hook(self.model_dir, self.image_io,
+        self._pipeline.postprocess, self.postprocessing_note = prediction_hook(self.model_dir, self.image_io,
                                                                           disabled=not postprocessing)  # fmt: skip
         self._lock = threading.Lock()
 
