@@ -38,13 +38,15 @@ import os
 import statistics
 from typing import Any
 
-from segforge.training.budget_plan import Plan, precision_plan, schedule_shape, thread_candidates
+from segforge.training.budget_plan import Plan, budget_augmentation, precision_plan, schedule_shape, thread_candidates
 from segforge.training.budget_probe import StepProbe
 from segforge.training.clock import Clock
 from segforge.training.device import PrecisionChoice, available_cores, bf16_disabled, cpu_has_bf16, enable_memory_reuse
 from segforge.training.device import set_threads as torch_threads
 from segforge.training.params import BudgetParams, TrainerParams
 from segforge.training.prediction_cost import EndPredictionCost
+
+__all__ = ["BudgetController", "budget_augmentation"]  # budget_augmentation: its old home, still imported from here
 
 #: a provisional schedule length until the speed is measured (the LR stays at its start value)
 _UNSIZED = 10**9
@@ -58,27 +60,6 @@ _DRIFT_WINDOW = 5
 _DRIFT_SHRINK = 0.9
 #: an epoch this much faster or slower than the one before is a new regime: its speed alone counts
 _REGIME_CHANGE = 0.2
-
-
-_AUGMENTATION_PROBABILITIES = (
-    "p_rot", "p_scale", "p_noise", "p_blur", "p_brightness", "p_contrast", "p_lowres", "p_gamma_inverted", "p_gamma",
-)  # fmt: skip
-
-
-def budget_augmentation(aug: Any, choice: str) -> Any:
-    """nnU-Net's augmentation as a budget wants it.
-
-    ``light`` halves every probability; ``mirror`` keeps only mirroring (cheap, and keeps the
-    mirroring test-time augmentation consistent with training); ``off`` disables everything.
-    A short run underfits: the clean data teaches faster than augmented data.
-    """
-    if choice == "light":
-        return aug.model_copy(update={f: getattr(aug, f) / 2 for f in _AUGMENTATION_PROBABILITIES})
-    if choice == "mirror":
-        return aug.model_copy(update=dict.fromkeys(_AUGMENTATION_PROBABILITIES, 0.0))
-    if choice == "off":
-        return aug.model_copy(update={"enabled": False})
-    return aug
 
 
 class BudgetController:

@@ -219,6 +219,27 @@ def schedule_shape(expected_iterations: int, augmentation: str = "auto") -> Sche
     return ScheduleShape(per_epoch, aug, tuple(reasons))
 
 
+_AUGMENTATION_PROBABILITIES = (
+    "p_rot", "p_scale", "p_noise", "p_blur", "p_brightness", "p_contrast", "p_lowres", "p_gamma_inverted", "p_gamma",
+)  # fmt: skip
+
+
+def budget_augmentation(aug: Any, choice: str) -> Any:
+    """nnU-Net's augmentation as a budget wants it.
+
+    ``light`` halves every probability; ``mirror`` keeps only mirroring (cheap, and keeps the
+    mirroring test-time augmentation consistent with training); ``off`` disables everything.
+    A short run underfits: the clean data teaches faster than augmented data.
+    """
+    if choice == "light":
+        return aug.model_copy(update={f: getattr(aug, f) / 2 for f in _AUGMENTATION_PROBABILITIES})
+    if choice == "mirror":
+        return aug.model_copy(update=dict.fromkeys(_AUGMENTATION_PROBABILITIES, 0.0))
+    if choice == "off":
+        return aug.model_copy(update={"enabled": False})
+    return aug
+
+
 # -- precision and threads (rules 5, 6) -------------------------------------------------------------
 @dataclass(frozen=True)
 class PrecisionPlan:
