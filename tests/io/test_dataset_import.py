@@ -203,3 +203,34 @@ def test_cli_imports_and_reports_one_line_errors(tmp_path: Path, run_main, monke
     assert code == 1 and err.count("error:") == 1 and "label value(s) 2, 3, 4 not declared" in err, err
     code, out, err = run_main([*base, "--channel", "FLAIR=x"])
     assert code == 2 and "--channel 'FLAIR' is given twice" in err
+
+
+def test_rgb_png_with_gif_masks_and_a_changed_file_ending(tmp_path: Path) -> None:
+    """One RGB file per case (channels R,G,B), GIF masks 0/255 -> PNG 0/1; NRRD images re-written as NIfTI."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for case in ("a", "b"):
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(tmp_path / "photos" / f"{case}.png")
+        mask = np.zeros((12, 10), np.uint8)
+        mask[3:7, 2:6] = 255
+        Image.fromarray(mask).save(tmp_path / "photos" / f"{case}_mask.gif")
+    matched = match_cases(tmp_path / "photos", {"R,G,B": "{case}.png"}, "{case}_mask.gif")
+    cases = [CaseFiles(*m) for m in matched]
+    import_dataset(cases, "Task508_Photos", labels={"cell": 1}, label_map=["0=0,255=1"], mode="link",
+                   raw_root=tmp_path / "raw")  # fmt: skip
+    out = tmp_path / "raw" / "Task508_Photos"
+    dj = json.loads((out / "dataset.json").read_text())
+    assert dj["channel_names"] == {"0": "R", "1": "G", "2": "B"} and dj["file_ending"] == ".png"
+    assert (out / "imagesTr" / "a_0000.png").is_symlink()
+    label = np.asarray(Image.open(out / "labelsTr" / "a.png"))
+    assert sorted(np.unique(label)) == [0, 1] and int(label.sum()) == 16
+    # another ending than the sources': every file is read and written again (geometry kept)
+    nrrd = _write(tmp_path / "nrrd" / "c1_img.nrrd", np.arange(480, dtype=np.int16).reshape(SHAPE))
+    _write(tmp_path / "nrrd" / "c1_seg.nrrd", (np.arange(480).reshape(SHAPE) % 2).astype(np.uint8))
+    case = CaseFiles("c1", {"T1": nrrd}, tmp_path / "nrrd" / "c1_seg.nrrd")
+    import_dataset([case], "Task509_N", labels={"one": 1}, file_ending=".nii.gz", raw_root=tmp_path / "raw")
+    written = sitk.ReadImage(str(tmp_path / "raw" / "Task509_N" / "imagesTr" / "c1_0000.nii.gz"))
+    assert written.GetSpacing() == (1.5, 1.0, 2.0)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(written), np.arange(480).reshape(SHAPE))
