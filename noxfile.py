@@ -78,6 +78,8 @@ def plugins(session: nox.Session) -> None:
         if name not in dists:
             session.error(f"{name} is installed but `segforge plugins list` does not show it as ok")
         session.log(f"{name}: listed and its tests pass")
+    # the reliability corpus entries that need an installed plugin (DICOM series) run only here
+    session.run("pytest", "-q", "tests/reliability/test_bad_inputs.py", "-k", "dicom")
     _check_generated_skeleton(session)
 
 
