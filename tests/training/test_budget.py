@@ -141,7 +141,7 @@ def test_without_config_a_short_budget_trains_2d_and_says_why(task_env, monkeypa
     plan = manifest["budget"]["decisions"]["plan"]
     assert plan["option"]["configuration"] == "2d"
     assert [c["s_per_step"] for c in plan["considered"]] == [10.0, 0.01]
-    assert "continuing the budgeted run in 2d" in manifest["notes"]
+    assert "the budgeted run is in 2d" in manifest["notes"]
     assert "budget: the model is trained as 2d: predict it with --config 2d" in log_text(folder)
     why = plan["reasons"][0]
     assert why.startswith("2d (patch 20x20, batch 2) instead of 3d_fullres (patch 16x20x20, batch 2) because")
@@ -149,6 +149,10 @@ def test_without_config_a_short_budget_trains_2d_and_says_why(task_env, monkeypa
     header = next(line for line in log.splitlines() if "budget: batch 2, augmentation " in line)
     assert "2d (patch 20x20, batch 2) instead of 3d_fullres" in header  # the switch, in the training header
     assert not fold_dir(task_env).exists()  # nothing trained in the 3d_fullres folder
+    from segforge.training.validation import validate_only
+
+    request.resume = False  # --validate-only without --config finds the 2d run too
+    assert validate_only(request).summary is not None
 
 
 def test_an_explicit_config_is_never_switched(task_env, monkeypatch):

@@ -162,18 +162,22 @@ def _apply(context: Any, option: Option, half_width: dict[str, Any] | None) -> A
     return dataclasses.replace(context, configuration=conf, plans=plans)
 
 
-def continued_configuration(request: Any, context: Any, resolve: Callable[[Any], Any]) -> Any:
-    """``--continue`` without ``--config``: the configuration whose fold folder holds the run's checkpoint."""
+def continued_configuration(
+    request: Any, context: Any, resolve: Callable[[Any], Any], *, needs_checkpoint: bool | None = None
+) -> Any:
+    """``--continue`` (or ``--validate-only``: ``needs_checkpoint``) without ``--config``: the configuration
+    whose fold folder holds the run's checkpoint, when the default's has none (a budget chose 2d)."""
     from segforge.training.checkpoint import BEST, FINAL, LATEST
 
     def has_checkpoint(ctx: Any) -> bool:
         return any((ctx.fold_folder / name).is_file() for name in (LATEST, FINAL, BEST))
 
-    if not request.resume or request.configuration_explicit or has_checkpoint(context):
+    wanted = request.resume if needs_checkpoint is None else needs_checkpoint
+    if not wanted or request.configuration_explicit or has_checkpoint(context):
         return context
     for candidate in _candidates(request, context, resolve)[0][1:]:
         if has_checkpoint(candidate):
-            candidate.notes = [*candidate.notes, f"continuing the budgeted run in {candidate.configuration.name}"]
+            candidate.notes = [*candidate.notes, f"the budgeted run is in {candidate.configuration.name}"]
             return candidate
     return context
 

@@ -211,6 +211,9 @@ def validate_only(request: RunRequest, registries: Any = None) -> ValidationResu
     from segforge.training.run_setup import resolve_run
 
     context = resolve_run(request, registries)
+    from segforge.training.budget_setup import continued_configuration  # without --config: where a budget trained
+
+    context = continued_configuration(request, context, lambda r: resolve_run(r, registries), needs_checkpoint=True)
     device = resolve_device(request.device)
     if context.val_ids and not (context.fold_folder / "checkpoint_final.pt").is_file():
         raise UsageError(f"{context.fold_folder / 'checkpoint_final.pt'} not found: --validate-only needs a "
