@@ -244,3 +244,27 @@ def test_the_synthetic_probe_stays_within_its_deadline(budget_s, step_s):
                                 deadline)  # fmt: skip
     assert clock[0] <= 0.05 * budget_s + 1e-9
     assert seconds == pytest.approx(step_s)  # measured when a pass fits, else the scout's estimate
+
+
+def test_a_network_that_fails_in_the_probe_is_left_unmeasured():
+    """A plugin network that raises while being timed: no speed, the trainer reports its own error later."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from segforge.training.budget_probe import Deadline
+    from segforge.training.budget_setup import _time_option
+    from segforge.training.device import PrecisionChoice
+
+    class Broken:
+        def parse_params(self, params):
+            return params
+
+        def build(self, params, in_channels, num_classes):
+            raise RuntimeError("plugin bug")
+
+    ctx = SimpleNamespace(network_entry=SimpleNamespace(component=Broken()), in_channels=1, num_classes=3,
+                          configuration=SimpleNamespace(network=SimpleNamespace(params={})))  # fmt: skip
+    deadline = Deadline(lambda: 0.0, 10.0)
+    device = torch.device("cpu")
+    assert _time_option(ctx, HIPPO_3D, device, PrecisionChoice("fp32", "cpu"), deadline) is None

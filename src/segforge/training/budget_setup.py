@@ -136,15 +136,23 @@ def plan_budget_run(
 
 
 def _time_option(ctx: Any, option: Option, device: Any, precision: Any, deadline: Deadline) -> float | None:
-    """One configuration's network, as planned, timed on a synthetic batch (then discarded)."""
+    """One configuration's network, as planned, timed on a synthetic batch (then discarded).
+
+    A network that fails here (a plugin's bug, no memory for the batch) is left unmeasured: the
+    trainer builds it again and reports a failure with its own, clearer error.
+    """
     builder = ctx.network_entry.component
-    network = builder.build(builder.parse_params(ctx.configuration.network.params), ctx.in_channels, ctx.num_classes)
     try:
-        return time_network_step(
-            network.to(device), ctx.in_channels, option.patch, option.batch, device, precision, deadline
-        )
+        params = builder.parse_params(ctx.configuration.network.params)
+        network = builder.build(params, ctx.in_channels, ctx.num_classes).to(device)
+        return time_network_step(network, ctx.in_channels, option.patch, option.batch, device, precision, deadline)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
     finally:
-        del network
+        if device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
 
 def _apply(context: Any, option: Option, half_width: dict[str, Any] | None) -> Any:
