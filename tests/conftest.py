@@ -36,7 +36,7 @@ def _isolated_segforge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     ):
         monkeypatch.delenv(var, raising=False)
     # exported networks and remembered backend speeds go to the test's folder, not ~/.cache
-    monkeypatch.setenv("SEGFORGE_CACHE_DIR", str(tmp_path / "segforge_cache"))
+    monkeypatch.setenv("SEGFORGE_CACHE", str(tmp_path / "segforge_cache"))
     from segforge import plugins
 
     plugins.reset_manager()

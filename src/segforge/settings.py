@@ -55,3 +55,18 @@ def get_folders(environ: dict[str, str] | None = None, cwd: Path | None = None) 
     env = dict(os.environ if environ is None else environ)
     base = Path.cwd() if cwd is None else cwd
     return Folders(*(_resolve(k, env, base) for k in FOLDER_VARIABLES))
+
+
+#: the user cache (unpacked model packages, converted nnU-Net models, exported ONNX networks, backend speeds)
+CACHE_VARIABLE = "SEGFORGE_CACHE"
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``cache_dir`` when given, else ``$SEGFORGE_CACHE``, else ``$XDG_CACHE_HOME/segforge`` (``~/.cache/segforge``)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    value = os.environ.get(CACHE_VARIABLE, "").strip()
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "segforge"

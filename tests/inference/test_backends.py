@@ -92,7 +92,7 @@ def _hippocampus_net_and_image(hippocampus_msd):
 def test_exported_backend_matches_torch_on_a_real_image(runtime, hippocampus_msd, tmp_path, monkeypatch):
     if importlib.util.find_spec(runtime) is None:
         pytest.skip(f"{runtime} is not installed (pip install 'segforge[onnx]' / 'segforge[openvino]')")
-    monkeypatch.setenv("SEGFORGE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SEGFORGE_CACHE", str(tmp_path))
     net, image = _hippocampus_net_and_image(hippocampus_msd)
     settings = dict(precision="fp32", reuse_constant_tiles=False)
     expected = SlidingWindowPredictor(net, SlidingWindowSettings((40, 56, 40), **settings)).predict_logits(image[None])

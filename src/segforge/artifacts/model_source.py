@@ -51,19 +51,7 @@ import os
 from pathlib import Path
 
 from segforge.errors import UsageError
-
-CACHE_VARIABLE = "SEGFORGE_CACHE"
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where unpacked packages and converted nnU-Net models are kept (see the module docstring)."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    value = os.environ.get(CACHE_VARIABLE, "").strip()
-    if value:
-        return Path(value).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "segforge"
+from segforge.settings import cache_root
 
 
 def is_nnunet_model_folder(path: Path) -> bool:

@@ -19,13 +19,13 @@ when nothing is known to beat it. Inputs:
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from segforge.atomic import atomic_write_json
+from segforge.settings import cache_root
 
 #: what a backend nobody measured here is assumed to cost: (speed relative to eager, one-time seconds)
 PRIORS: dict[str, tuple[float, float]] = {"compiled": (0.8, 25.0)}
@@ -72,8 +72,7 @@ class SpeedMemory:
     """Speeds measured here, relative to eager, per machine signature and backend (a small JSON file)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        base = Path(os.environ.get("SEGFORGE_CACHE_DIR") or Path.home() / ".cache" / "segforge")
-        self.path = path or base / "backend_speeds.json"
+        self.path = path or cache_root() / "backend_speeds.json"
 
     def load(self) -> dict[str, Any]:
         try:

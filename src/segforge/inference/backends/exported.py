@@ -1,7 +1,7 @@
 """Networks exported to ONNX once per model and run by ONNX Runtime or OpenVINO, checked against torch first.
 
 Export (``torch.onnx.export`` with a dynamic batch axis) takes tens of seconds, so the file is
-cached under ``$SEGFORGE_CACHE_DIR/onnx`` (default ``~/.cache/segforge/onnx``), named by a
+cached under ``$SEGFORGE_CACHE/onnx`` (default ``~/.cache/segforge/onnx``), named by a
 hash of the network's class, weights and input shape: the next run of the same model opens
 it directly. Before a backend answers any tile, the first real batch also goes through the
 torch network and the two outputs are compared (:func:`parity_problem`): where they differ
@@ -16,13 +16,13 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segforge.atomic import atomic_path
 from segforge.errors import UsageError
+from segforge.settings import cache_root
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -39,7 +39,7 @@ class BackendFallbackWarning(UserWarning):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SEGFORGE_CACHE_DIR") or Path.home() / ".cache" / "segforge") / "onnx"
+    return cache_root() / "onnx"
 
 
 def model_key(net: nn.Module, input_shape: tuple[int, ...]) -> str:
