@@ -39,6 +39,7 @@ COMMAND_MODULES: list[str] = [
     "postprocess_cmd",
     "export_model_cmd",
     "install_model_cmd",
+    "import_nnunet_cmd",
 ]
 
 
