@@ -96,3 +96,12 @@ def test_predict_finds_the_swin_run_from_task_and_network(tmp_path, monkeypatch)
     found = find_model_dir("4", None, "3d_fullres", None, "swin_unet", None, REGISTRIES)
     assert found == config_dir / SWIN_RUN
     assert find_model_dir("4", None, "3d_fullres", None, None, None, REGISTRIES) == config_dir / UNET_RUN
+
+
+def test_an_untrained_configuration_names_the_trained_ones(tmp_path):
+    """A --time-budget run may have trained 2d: predict's default 3d_fullres then says to pass --config 2d."""
+    config_dir = _config_dir(tmp_path)
+    (config_dir.parent / "2d" / UNET_RUN / "fold_0").mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"trained here: nothing") as err:
+        choose_run(config_dir, RunQuery("3d_fullres"), REGISTRIES)
+    assert err.value.hint == "this task has trained models for --config 2d; pass it, or train 3d_fullres"

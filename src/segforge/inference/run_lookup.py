@@ -103,10 +103,18 @@ def choose_run(config_dir: Path, query: RunQuery, registries: Any = None) -> Pat
             f"{len(candidates)} trained models in {config_dir} match: {names}",
             hint="choose one with --trainer/--network/--plans (or -m RUN_FOLDER)",
         )
-    raise UsageError(
-        f"no trained model in {config_dir} matches {describe(query)} (trained here: {names})",
-        hint="choose --config/--trainer/--network/--plans matching a trained model, or train it first",
-    )
+    others = [c for c in trained_configurations(config_dir.parent) if c != config_dir.name] if not runs else []
+    hint = "choose --config/--trainer/--network/--plans matching a trained model, or train it first"
+    if others:  # e.g. a --time-budget run that chose 2d instead of 3d_fullres
+        hint = f"this task has trained models for --config {' / '.join(others)}; pass it, or train {config_dir.name}"
+    raise UsageError(f"no trained model in {config_dir} matches {describe(query)} (trained here: {names})", hint=hint)
+
+
+def trained_configurations(dataset_dir: Path) -> list[str]:
+    """The configurations of a task's results folder that hold at least one trained run."""
+    if not dataset_dir.is_dir():
+        return []
+    return sorted(p.name for p in dataset_dir.iterdir() if p.is_dir() and trained_runs(p))
 
 
 def describe(query: RunQuery) -> str:
