@@ -56,3 +56,18 @@ def test_cost_counts_tiles_flips_and_cases_from_the_preprocessed_properties(prep
     assert lowres.cases == 4 and lowres.forward_passes == 2 * plain.forward_passes
     off = end_prediction_cost(_trainer(folder, val, train, mirror=[], run_validation=False))
     assert (off.cases, off.forward_passes, off.seconds(1.0)) == (0, 0, 0.0)
+
+
+def test_a_pass_is_priced_by_timing_the_network_as_prediction_runs_it():
+    import torch
+
+    network = torch.nn.Conv3d(1, 3, 3, padding=1)
+    network.train()
+    trainer = SimpleNamespace(patch_size=(8, 8, 8), context=SimpleNamespace(in_channels=1),
+                              device=torch.device("cpu"), network=network)  # fmt: skip
+    rng = torch.get_rng_state()
+    seconds = prediction_cost.time_patch_forward(trainer)
+    assert seconds > 0
+    assert network.training, "the network goes back to training mode"
+    assert torch.equal(torch.get_rng_state(), rng), "a deterministic run must not see the timing"
+    assert network.weight.grad is None  # no gradients

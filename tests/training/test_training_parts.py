@@ -122,8 +122,10 @@ def test_budget_leaves_the_predictions_after_training_their_time():
     )
     budget._val_s_per_batch = 0.4
     budget._epoch_overhead_s = 1.0
-    # 40 one-tile cases: 40 passes x 0.4 s / batch 2 = 8 s, + 17 s export = 25 s: the same 200 iterations as above
+    # 40 one-tile cases: 40 passes x 0.2 s (as timed, prediction_cost.time_patch_forward) = 8 s, + 17 s export
+    # = 25 s: the same 200 iterations as above
     budget._end_cost = EndPredictionCost(cases=40, forward_passes=40, export_s=17.0)
+    budget._end_s_per_patch = 0.2
     assert budget.fit_iterations(_FakeTrainer(), 0.5) == pytest.approx(200, abs=1)
     assert budget.measurements["end_predictions_estimated_s"] == pytest.approx(25.0)
 

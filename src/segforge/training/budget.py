@@ -287,10 +287,12 @@ class BudgetController:
     def end_predictions_s(self, trainer: Any) -> float:
         """Estimated seconds of end-of-training validation and next-stage predictions (prediction_cost.py).
 
-        A forward pass of one patch is priced as a validation batch over the batch size: the
-        batches run the same network in the same precision without a backward pass.
+        A forward pass of one patch is priced by timing the network as prediction runs it, once
+        (:func:`.prediction_cost.time_patch_forward`, charged to the probe in ``time_spent``).
         """
-        from segforge.training.prediction_cost import end_prediction_cost
+        import contextlib
+
+        from segforge.training.prediction_cost import end_prediction_cost, time_patch_forward
 
         if self._end_cost is None:
             self._end_cost = end_prediction_cost(trainer)
@@ -298,8 +300,15 @@ class BudgetController:
                 **self._end_cost.as_dict(),
                 "why": "validation / next-stage predictions after training are counted in the budget",
             }
-        s_it = self.measurements.get("s_per_iteration", 0.0)
-        seconds = self._end_cost.seconds(self._val_cost(s_it) / max(1, trainer.batch_size))
+        s_per_patch = getattr(self, "_end_s_per_patch", None)
+        if s_per_patch is None and self._end_cost.forward_passes:
+            account = getattr(trainer, "time_account", None)
+            started = self._now()
+            with account.measure("probe") if account is not None else contextlib.nullcontext():
+                s_per_patch = self._end_s_per_patch = time_patch_forward(trainer)
+            self._last += self._now() - started  # not part of the training step being timed
+            self.measurements["end_predictions_s_per_patch"] = round(s_per_patch, 5)
+        seconds = self._end_cost.seconds(s_per_patch or 0.0)
         self.measurements["end_predictions_estimated_s"] = round(seconds, 2)
         return seconds
 
