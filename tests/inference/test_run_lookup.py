@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from segforge.cli.predict_cmd import find_model_dir
+from segforge.artifacts.model_source import find_model_dir
 from segforge.errors import UsageError
 from segforge.inference.run_lookup import RunQuery, TrainedRun, choose_run, default_trainer, trained_runs
 

@@ -240,3 +240,15 @@ def test_a_network_returning_the_wrong_shape_is_named_with_the_fix(net, got):
                        r"shape \[1, 1, 8, 8, 8\]") as info:  # fmt: skip
         fp32_window(net, np.zeros((1, 8, 8, 8), np.float32), (8, 8, 8))
     assert "[batch, classes, *patch]" in info.value.hint
+
+
+def test_auto_precision_never_picks_bf16_without_native_support_or_when_disabled(monkeypatch):
+    from segforge import hardware
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: False)  # an AVX2-only CPU: feature flags off
+    assert resolve_precision("auto", cpu) is None
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setenv("SEGFORGE_DISABLE_BF16", "1")  # behave as the AVX2-only CPU on a bf16 machine
+    assert resolve_precision("auto", cpu) is None

@@ -1,7 +1,7 @@
 """``Predictor``: a trained model loaded once, then used for folders, images and arrays.
 
 It is built from the pieces ``segforge predict`` uses, in the same order: the run is found by
-:func:`segforge.cli.predict_cmd.find_model_dir` (packages and nnU-Net folders through
+:func:`segforge.artifacts.model_source.find_model_dir` (packages and nnU-Net folders through
 :func:`segforge.artifacts.model_source.resolve_model_source`), the folds are loaded by
 :func:`~segforge.inference.model_loading.load_ensemble`, and cases go through one
 :class:`~segforge.inference.predictor.CasePipeline` (preprocess, sliding window, export) with the
@@ -63,7 +63,7 @@ class Predictor:
         backend: str = "torch",
         reuse_constant_tiles: bool = True,
     ) -> None:
-        from segforge.cli.predict_cmd import resolve_device
+        from segforge.hardware import resolve_device
         from segforge.inference.cascade import is_cascade
         from segforge.inference.model_loading import load_ensemble
         from segforge.inference.predictor import CasePipeline
@@ -107,7 +107,7 @@ class Predictor:
         **options: Any,
     ) -> Predictor:
         """The run of ``task`` in the results folder that ``segforge predict --task`` with these options uses."""
-        from segforge.cli.predict_cmd import find_model_dir
+        from segforge.artifacts.model_source import find_model_dir
 
         run_dir = find_model_dir(str(task), None, config, trainer, network, plans)
         return cls(run_dir, folds=folds, checkpoint=checkpoint, **options)
@@ -169,7 +169,7 @@ class Predictor:
         The same files as ``segforge predict`` (``CASE.nii.gz``; with ``save_probabilities`` also
         ``CASE.npz`` + ``CASE.json``). ``skip_existing`` is ``--continue``.
         """
-        from segforge.cli.predict_cmd import default_overlap, jobs_for_folder
+        from segforge.inference.folder_jobs import default_overlap, jobs_for_folder
         from segforge.inference.predictor import run_jobs
 
         use_overlap = default_overlap(self.device, overlap)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from segforge.errors import UsageError
 from segforge.settings import cache_root
@@ -99,3 +100,26 @@ def resolve_model_source(
         out_dir = cache_root(cache_dir) / "nnunet" / nnunet_cache_key(path, folds, checkpoint)
         return Path(to_model_directory(path, out_dir, folds=folds, checkpoint=checkpoint))
     return path
+
+
+def find_model_dir(task: str | None, model_dir: Path | None, config: str, trainer: str | None, network: str | None,
+                   plans: str | None, registries: Any = None, *, folds: list[str] | None = None,
+                   checkpoint: str = "final") -> Path:  # fmt: skip
+    """``-m`` as given, else the run of ``--task`` the options mean (:mod:`segforge.inference.run_lookup`).
+
+    ``-m`` may also be a model package (``.zip``) or an nnU-Net v2 model folder: both become a
+    model directory through :func:`resolve_model_source`.
+    """
+    from segforge.errors import UsageError
+    from segforge.inference.model_loading import find_dataset_folder
+    from segforge.inference.run_lookup import RunQuery, choose_run
+    from segforge.settings import get_folders
+
+    if model_dir is not None:
+        if not model_dir.exists():
+            raise UsageError(f"model folder {model_dir} does not exist", hint="pass a results run or fold folder")
+        return resolve_model_source(model_dir, folds=folds, checkpoint=checkpoint)
+    if task is None:
+        raise UsageError("pass --task N (or -m MODEL_DIR)", hint="e.g. segforge predict -i imagesTs -o preds --task 4")
+    config_dir = find_dataset_folder(get_folders().results.path, task) / config
+    return choose_run(config_dir, RunQuery(config, trainer, network, plans), registries)

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from segforge.artifacts.model_source import find_model_dir
 from segforge.cli import render
 from segforge.cli.run_options import NetworkOption, PlansOption, TrainerOption
+from segforge.hardware import resolve_device
+from segforge.inference.folder_jobs import default_overlap, jobs_for_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     from segforge.inference.predictor import CaseResult
@@ -39,84 +42,6 @@ def parse_folds(values: list[str] | None, extra: list[str]) -> list[str] | None:
         if fold != "all" and not fold.isdigit():
             raise UsageError(f"invalid fold '{fold}'", hint="folds are numbers (0 1 2 3 4) or 'all'")
     return folds
-
-
-def resolve_device(name: str) -> Any:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a usage error."""
-    import torch
-
-    from segforge.errors import UsageError
-
-    if name not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device '{name}'", hint="choose auto, cpu or cuda")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda but no CUDA device is available", hint="use --device cpu")
-    return torch.device(name)
-
-
-def default_overlap(device: Any, requested: bool | None) -> bool:
-    """Overlap stages by default only on CUDA: on the CPU the network already uses every core.
-
-    Measured with 20 hippocampus cases on 2 cores: 23.6 / 31.3 s sequential vs 25.7 / 44.9 s
-    overlapped (two runs each): the worker process competes with torch's threads for the cores.
-    """
-    return requested if requested is not None else device.type == "cuda"
-
-
-def find_model_dir(task: str | None, model_dir: Path | None, config: str, trainer: str | None, network: str | None,
-                   plans: str | None, registries: Any = None, *, folds: list[str] | None = None,
-                   checkpoint: str = "final") -> Path:  # fmt: skip
-    """``-m`` as given, else the run of ``--task`` the options mean (:mod:`segforge.inference.run_lookup`).
-
-    ``-m`` may also be a model package (``.zip``) or an nnU-Net v2 model folder: both become a
-    model directory through :func:`segforge.artifacts.model_source.resolve_model_source`.
-    """
-    from segforge.errors import UsageError
-    from segforge.inference.model_loading import find_dataset_folder
-    from segforge.inference.run_lookup import RunQuery, choose_run
-    from segforge.settings import get_folders
-
-    if model_dir is not None:
-        if not model_dir.exists():
-            raise UsageError(f"model folder {model_dir} does not exist", hint="pass a results run or fold folder")
-        from segforge.artifacts.model_source import resolve_model_source
-
-        return resolve_model_source(model_dir, folds=folds, checkpoint=checkpoint)
-    if task is None:
-        raise UsageError("pass --task N (or -m MODEL_DIR)", hint="e.g. segforge predict -i imagesTs -o preds --task 4")
-    config_dir = find_dataset_folder(get_folders().results.path, task) / config
-    return choose_run(config_dir, RunQuery(config, trainer, network, plans), registries)
-
-
-def remove_interrupted_exports(jobs: list[Any], image_io: Any) -> None:
-    """Temporaries a killed run left for this shard's cases (other shards may be writing theirs)."""
-    from segforge.atomic import remove_interrupted_writes
-    from segforge.inference.export import probabilities_path
-
-    for job in jobs:
-        npz = probabilities_path(job.output, image_io)
-        for final in (job.output, npz, npz.with_suffix(".json")):
-            remove_interrupted_writes(final)
-
-
-def jobs_for_folder(input_folder: Path, output_folder: Path, model: Any, image_io: Any, *, part_id: int = 0,
-                    num_parts: int = 1, skip_existing: bool = False, overlap: bool,
-                    save_probabilities: bool) -> tuple[list[Any], list[Any]]:  # fmt: skip
-    """``(to do, skipped)`` cases of a folder, after removing what a killed run left and checking memory.
-
-    One sequence for ``segforge predict`` and :meth:`segforge.api.Predictor.predict_folder`.
-    """
-    from segforge.inference.cascade import image_channels
-    from segforge.inference.memory_check import check_prediction_memory
-    from segforge.inference.predictor import list_jobs
-
-    jobs, skipped = list_jobs(input_folder, output_folder, image_io.file_endings, image_channels(model),
-                              part_id=part_id, num_parts=num_parts, skip_existing=skip_existing)  # fmt: skip
-    remove_interrupted_exports(jobs, image_io)
-    check_prediction_memory(jobs, model, overlap, save_probabilities)
-    return jobs, skipped
 
 
 def summary_table(results: list[CaseResult], skipped: list[Any]) -> Any:

@@ -32,16 +32,15 @@ Works with any ``nn.Module`` mapping ``[B, C_in, *patch]`` to ``[B, C_out, *patc
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from segforge.errors import SegforgeError, UsageError
+from segforge.hardware import native_bf16
 from segforge.inference.allocator import mmap_allowed, retain_freed_memory
 from segforge.inference.backends import check_backend
 from segforge.inference.backends.auto import BackendRun
@@ -111,17 +110,12 @@ def _first_output(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX): there bf16 autocast doubles the conv rate.
+    """Whether ``auto`` may pick bf16 here: native bf16 (AVX512-BF16 or AMX) and ``SEGFORGE_DISABLE_BF16`` unset.
 
     Elsewhere oneDNN emulates bf16 and autocast can be slower than fp32, so ``auto`` keeps fp32.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return native_bf16()
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> Any:

@@ -94,6 +94,7 @@ def properties_of(image: Any) -> ImageProperties:
     """Geometry of a 2D or 3D SimpleITK image in segforge's conventions."""
     itk_spacing = tuple(float(s) for s in image.GetSpacing())
     size = tuple(int(s) for s in image.GetSize())
+    spacing: tuple[float, ...]
     if len(itk_spacing) == 2:
         spacing = (SPACING_2D_FAKE_AXIS, *itk_spacing[::-1])
         shape = (1, *size[::-1])
@@ -208,12 +209,12 @@ class SimpleITKIO:
         """The channels of one case as float32 [C, *spatial]; every file must share the first one's geometry."""
         if not paths:
             raise ConfigError("no image files given", hint="pass one file per channel (CASE_0000, CASE_0001, ...)")
-        arrays, first_props, first = [], None, Path(paths[0])
-        for p in map(Path, paths):
+        first = Path(paths[0])
+        array, first_props = self._read_scalar(first)
+        arrays = [array.astype(np.float32, copy=False)]
+        for p in map(Path, paths[1:]):
             array, props = self._read_scalar(p)
-            if first_props is None:
-                first_props = props
-            elif diffs := first_props.geometry_differences(props):
+            if diffs := first_props.geometry_differences(props):
                 raise ConfigError(
                     f"{p} and {first} differ in {', '.join(diffs)} "
                     f"({diffs[0]} {props.describe(diffs[0])} vs {first_props.describe(diffs[0])})",

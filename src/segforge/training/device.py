@@ -20,25 +20,14 @@ from typing import Any
 
 from segforge.errors import UsageError
 
-
-def available_cores() -> int:
-    """Cores this process may run on (affinity-aware), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def resolve_device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: torch sees no CUDA device", hint="use --device cpu (or auto)")
-    if name not in ("cpu", "cuda"):
-        raise UsageError(f"--device {name}: unknown device", hint="use auto, cpu or cuda")
-    return torch.device(name)
+# the machine facts live in segforge.hardware (prediction reads them too); training code imports them from here
+from segforge.hardware import (  # noqa: F401
+    DISABLE_BF16_ENV,
+    available_cores,
+    bf16_disabled,
+    cpu_has_bf16,
+    resolve_device,
+)
 
 
 @dataclass(frozen=True)
@@ -75,29 +64,6 @@ def resolve_precision(choice: str, device: Any, force_fp32: bool = False) -> Pre
     if choice == "fp16" and device.type != "cuda":
         raise UsageError("precision fp16 needs CUDA", hint="use --set precision=bf16 (or fp32) on the CPU")
     return PrecisionChoice(choice, device.type)
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU advertises native bfloat16 arithmetic (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
-
-
-#: set to 1 (true, yes, on) to make the time budget behave as on a CPU without native bf16
-DISABLE_BF16_ENV = "SEGFORGE_DISABLE_BF16"
-
-
-def bf16_disabled() -> str | None:
-    """``"SEGFORGE_DISABLE_BF16=1"`` when that variable forbids bf16, else None.
-
-    Lets the fp32 path of an AVX2-only CPU be tested and benchmarked on a CPU that has bf16.
-    """
-    value = os.environ.get(DISABLE_BF16_ENV, "").strip().lower()
-    return f"{DISABLE_BF16_ENV}={value}" if value in ("1", "true", "yes", "on") else None
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
