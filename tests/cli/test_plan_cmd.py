@@ -215,7 +215,7 @@ def test_plans_from_another_segforge_version_with_the_same_decisions_are_kept(ta
 def test_lowres_and_fullres_worker_counts_go_to_separate_runs(monkeypatch):
     from types import SimpleNamespace
 
-    from segforge.cli import plan_cmd
+    from segforge.planning import workflow
     from segforge.preprocessing import dataset_runner
 
     calls = []
@@ -226,10 +226,10 @@ def test_lowres_and_fullres_worker_counts_go_to_separate_runs(monkeypatch):
 
     monkeypatch.setattr(dataset_runner, "preprocess_dataset", fake_preprocess)
     plans = SimpleNamespace(configurations=dict.fromkeys(["2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres"]))
-    plan_cmd.preprocess_step(None, plans, ["2d", "3d_fullres", "3d_lowres"], lowres_workers=1, full_workers=3)
+    workflow.preprocess_step(None, plans, ["2d", "3d_fullres", "3d_lowres"], 1, 3, report=lambda text: None)
     assert calls == [(["3d_lowres"], 1), (["2d", "3d_fullres"], 3)]
     calls.clear()
-    plan_cmd.preprocess_step(None, plans, ["2d", "3d_lowres"], lowres_workers=2, full_workers=2)
+    workflow.preprocess_step(None, plans, ["2d", "3d_lowres"], 2, 2, report=lambda text: None)
     assert calls == [(["2d", "3d_lowres"], 2)]
 
 

@@ -10,8 +10,8 @@ the plans it wrote; ``train`` builds the :class:`~segforge.training.run_setup.Ru
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,17 +38,18 @@ def plan_and_preprocess(
     Same steps, files and resumption as ``segforge plan-and-preprocess``. ``configurations``
     chooses what is preprocessed (default: 2d, 3d_fullres and 3d_lowres where planned).
     """
-    from segforge.cli.plan_cmd import open_task, plan_and_preprocess_command
-    from segforge.planning import load_plans
-    from segforge.planning.experiment import plans_name_for, plans_path
+    from segforge.planning.workflow import default_workers
+    from segforge.planning.workflow import plan_and_preprocess as run
 
-    plan_and_preprocess_command(
-        SimpleNamespace(args=[]), task=str(task), verify_dataset_integrity=verify, no_pp=not preprocess,
-        planner=planner, network=network, network_param=None,
-        configs=list(configurations) if configurations else None, num_processes=num_processes, tl=None, tf=None,
-        gpu_memory_gb=None, overwrite_plans=overwrite_plans, clean=False,
+    return run(
+        str(task), configs=list(configurations) if configurations else None, verify=verify, preprocess=preprocess,
+        planner=planner, network=network, workers=num_processes or default_workers(),
+        overwrite_plans=overwrite_plans, report=_to_stderr,
     )  # fmt: skip
-    return load_plans(plans_path(open_task(str(task)).name, plans_name_for(network)))
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]:

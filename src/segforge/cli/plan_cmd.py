@@ -9,21 +9,24 @@ The plans table goes to stdout; progress and notes go to stderr.
 
 from __future__ import annotations
 
-import os
-import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from segforge.cli import render
+from segforge.planning.workflow import (
+    check_components,
+    check_config_names,
+    default_workers,
+    fingerprint_step,
+    open_task,
+    plan_and_preprocess,
+    plan_step,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segforge.config.fingerprint import Fingerprint
     from segforge.config.plans import Plans
-    from segforge.io.layouts import RawDataset
 
-DEFAULT_PP_CONFIGS = ("2d", "3d_fullres", "3d_lowres")
 GIB = 1024**3
 
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task number (4), id (004) or folder name (Task004_X).")]
@@ -50,10 +53,6 @@ OverwriteFpOpt = Annotated[
 CONFIGS_HELP = "Configurations (repeat, comma-separate or list them: --configs 2d 3d_fullres)."
 
 
-def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
 def _workers(value: int | None, flag: str = "-np") -> int:
     from segforge.errors import UsageError
 
@@ -78,87 +77,6 @@ def parse_configs(values: list[str] | None, extra: list[str]) -> list[str] | Non
     return names
 
 
-def check_config_names(names: list[str]) -> list[str]:
-    """``names``, or a one-line UsageError for the first unknown configuration (before any work is done)."""
-    from segforge.config.plans import CONFIGURATION_NAMES
-    from segforge.errors import UsageError
-
-    for name in names:
-        if name not in CONFIGURATION_NAMES:
-            raise UsageError(
-                f"unknown configuration '{name}' (known: {', '.join(CONFIGURATION_NAMES)})",
-                hint="choose from 2d, 3d_fullres, 3d_lowres, 3d_cascade_fullres",
-            )
-    return names
-
-
-def check_components(planner: str, network: str) -> None:
-    """Unknown planner or network names fail before any data is read (with did-you-mean)."""
-    from segforge.plugins import get_registries
-
-    registries = get_registries()
-    registries.planner.get(planner)
-    registries.network.get(network)
-
-
-# -- shared steps ---------------------------------------------------------------------------------
-def open_task(task: str) -> RawDataset:
-    from segforge.io.layouts import open_raw_dataset, resolve_task
-
-    return open_raw_dataset(resolve_task(task))
-
-
-def verify(raw: RawDataset, workers: int) -> None:
-    """The dataset integrity check; problems are listed on stderr and the first one raised."""
-    from segforge.cli.verify_cmd import print_problems
-    from segforge.io.verify import verify_dataset
-
-    report = verify_dataset(raw, num_processes=workers, show_progress=True)
-    print_problems(report)
-    report.raise_for_errors()
-    render.message(report.summary())
-
-
-def fingerprint_step(raw: RawDataset, workers: int, overwrite: bool) -> Fingerprint:
-    from segforge.planning.fingerprint import ensure_fingerprint, fingerprint_path
-
-    fingerprint, reused = ensure_fingerprint(raw, num_processes=workers, overwrite=overwrite)
-    path = fingerprint_path(raw.name)
-    render.message(f"{'reused' if reused else 'wrote'} fingerprint {path} ({fingerprint.num_cases} cases)")
-    return fingerprint
-
-
-def plan_step(
-    raw: RawDataset,
-    fingerprint: Fingerprint,
-    *,
-    planner: str,
-    network: str,
-    configs: list[str] | None,
-    gpu_memory_gb: float | None,
-    overwrite: bool,
-    network_params: list[str] | None = None,
-) -> tuple[Plans, Path]:
-    """Plan, then write the plans (or keep identical existing ones); returns the plans and their file."""
-    from segforge.planning.experiment import plan_experiment, plans_path
-    from segforge.planning.label_plans import with_label_scheme
-
-    params: dict[str, Any] = {"gpu_memory_gb": gpu_memory_gb} if gpu_memory_gb is not None else {}
-    if network_params:
-        params["network_params"] = parse_network_params(network_params)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        plans = plan_experiment(
-            fingerprint, planner=planner, network=network, params=params or None, configurations=configs
-        )
-    plans = with_label_scheme(plans, raw.dataset_json)
-    for w in caught:
-        render.message(f"warning: {w.message}", style="yellow")
-    path = plans_path(raw.name, plans.plans_name)
-    render.message(f"{write_plans(plans, path, overwrite)} plans {path}")
-    return plans, path
-
-
 def parse_network_params(items: list[str]) -> dict[str, Any]:
     """``["embed_dim=24", "depths=[2,2]"]`` as a dict (JSON values, plain text otherwise)."""
     from segforge.errors import UsageError
@@ -171,51 +89,6 @@ def parse_network_params(items: list[str]) -> dict[str, Any]:
             raise UsageError(f"--network-param '{item}' is not KEY=VALUE", hint="e.g. --network-param nonlin=relu")
         out[key.strip()] = parse_value(value.strip())
     return out
-
-
-#: plans made by another segforge or plugin version with the same decisions are kept as they are
-VERSION_FIELDS = {"segforge_version", "plugins"}
-
-
-def write_plans(plans: Plans, path: Path, overwrite: bool) -> str:
-    """Save ``plans`` unless an equal file exists; a different one needs ``overwrite``.
-
-    Equal means the same decisions: a file written by another segforge or plugin version is
-    kept untouched when nothing else differs, so upgrading does not invalidate preprocessed data.
-    """
-    from segforge.errors import ConfigError
-    from segforge.planning.experiment import load_plans, save_plans
-
-    if path.is_file() and not overwrite:
-        old = load_plans(path).model_dump(mode="json", exclude=VERSION_FIELDS)
-        where = first_difference(old, plans.model_dump(mode="json", exclude=VERSION_FIELDS))
-        if where is None:
-            return "kept identical"
-        raise ConfigError(
-            f"{path} exists and differs from the new plans (at {where})",
-            hint="pass --overwrite-plans to replace it (preprocessed data made with it will be redone)",
-        )
-    save_plans(plans, path)
-    return "wrote"
-
-
-def first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """The JSON path of the first difference between two JSON-like values, or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            if key not in a or key not in b:
-                return f"{path}.{key}".lstrip(".")
-            found = first_difference(a[key], b[key], f"{path}.{key}")
-            if found:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = first_difference(x, y, f"{path}.{i}")
-            if found:
-                return found
-        return None
-    return None if a == b else (path.lstrip(".") or "<root>")
 
 
 def plans_table(plans: Plans, registries: Any = None) -> Any:
@@ -244,35 +117,11 @@ def plans_table(plans: Plans, registries: Any = None) -> Any:
     return render.table(columns, rows, title=title)
 
 
-def preprocess_step(
-    raw: RawDataset, plans: Plans, configs: list[str], lowres_workers: int, full_workers: int, quiet_skips: bool = False
-) -> None:
-    """Preprocess ``configs``; 3d_lowres with ``-tl`` workers, the others with ``-tf`` (nnU-Net's split)."""
-    from segforge.preprocessing.dataset_runner import preprocess_dataset
-    from segforge.settings import get_folders
-
-    names = [c for c in configs if c in plans.configurations]
-    skipped = [c for c in configs if c not in plans.configurations]
-    if skipped and not quiet_skips:
-        render.message(f"not preprocessing {', '.join(skipped)}: not in the plans for this dataset")
-    groups = [names] if lowres_workers == full_workers else [
-        [n for n in names if n == "3d_lowres"], [n for n in names if n != "3d_lowres"]
-    ]  # fmt: skip
-    root = get_folders().preprocessed.path
-    for group in filter(None, groups):
-        workers = lowres_workers if group == ["3d_lowres"] else full_workers
-        summary = preprocess_dataset(raw, plans, group, root, workers)
-        render.message(
-            f"preprocessed {', '.join(group)}: {summary.done} case(s) done, {summary.skipped} already complete "
-            f"({summary.seconds:.1f} s) in {summary.folder}"
-        )
-
-
 # -- commands -------------------------------------------------------------------------------------
 def fingerprint_command(task: TaskOpt, num_processes: WorkersOpt = None, overwrite: OverwriteFpOpt = False) -> None:
     """Extract the dataset fingerprint (spacings, shapes, intensities, label counts) into fingerprint.json."""
     raw = open_task(task)
-    fp = fingerprint_step(raw, _workers(num_processes), overwrite)
+    fp = fingerprint_step(raw, _workers(num_processes), overwrite, render.message)
     import numpy as np
 
     rows = [
@@ -312,10 +161,11 @@ def plan_command(
         check_config_names(names)
     check_components(planner, network)
     raw = open_task(task)
-    fp = fingerprint_step(raw, _workers(num_processes), overwrite=False)
+    fp = fingerprint_step(raw, _workers(num_processes), False, render.message)
     plans, _ = plan_step(
         raw, fp, planner=planner, network=network, configs=names, gpu_memory_gb=gpu_memory_gb,
-        overwrite=overwrite_plans, network_params=network_param,
+        overwrite=overwrite_plans, network_params=parse_network_params(network_param or []),
+        report=render.message, warn=_warn,
     )  # fmt: skip
     render.show(plans_table(plans))
 
@@ -344,23 +194,22 @@ def plan_and_preprocess_command(
 
     Every configuration is planned; --configs chooses which are preprocessed.
     """
+    from segforge.cli.verify_cmd import print_problems
+
     requested = parse_configs(configs, list(ctx.args))
-    names = check_config_names(requested or list(DEFAULT_PP_CONFIGS))
     workers = _workers(num_processes)
-    check_components(planner, network)
-    raw = open_task(task)
-    if verify_dataset_integrity:
-        verify(raw, workers)
-    fp = fingerprint_step(raw, workers, overwrite=clean)
-    plans, _ = plan_step(
-        raw, fp, planner=planner, network=network, configs=None, gpu_memory_gb=gpu_memory_gb,
-        overwrite=overwrite_plans, network_params=network_param,
+    plan_and_preprocess(
+        task, configs=requested, verify=verify_dataset_integrity, preprocess=not no_pp, planner=planner,
+        network=network, network_params=parse_network_params(network_param or []), workers=workers,
+        lowres_workers=_workers(tl if tl is not None else workers, "-tl"),
+        full_workers=_workers(tf if tf is not None else workers, "-tf"), gpu_memory_gb=gpu_memory_gb,
+        overwrite_plans=overwrite_plans, clean=clean, report=render.message, warn=_warn,
+        show_problems=print_problems, show_plans=lambda plans: render.show(plans_table(plans)),
     )  # fmt: skip
-    render.show(plans_table(plans))
-    if not no_pp:
-        lowres_workers = _workers(tl if tl is not None else workers, "-tl")
-        full_workers = _workers(tf if tf is not None else workers, "-tf")
-        preprocess_step(raw, plans, names, lowres_workers, full_workers, quiet_skips=requested is None)
+
+
+def _warn(text: str) -> None:
+    render.message(text, style="yellow")
 
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
