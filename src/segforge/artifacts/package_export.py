@@ -72,7 +72,7 @@ def export_package(
     description: str | None = None,
 ) -> PackageManifest:
     """Write the package of ``run_dir`` to ``out`` atomically; returns its manifest."""
-    from segforge import __version__
+    from segforge._version import __version__
     from segforge.atomic import atomic_path
     from segforge.inference.model_loading import checkpoint_name, fold_folders
     from segforge.inference.run_lookup import TrainedRun
