@@ -172,7 +172,7 @@ def test_segforge_stop_refuses_a_fold_where_nothing_runs(task_env, capsys):
     assert code != 0 and "no training is running" in err and "Traceback" not in err
     code, _ = _cli("stop", "--task", TASK, "--fold", "0")  # the run found as predict finds it
     err = capsys.readouterr().err
-    assert code != 0 and f"no training is running {folder}" in err
+    assert code != 0 and f"no training is running in {folder}" in err
     (folder / RUNNING_FILE).write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     code, _ = _cli("stop", str(folder))
     err = capsys.readouterr().err

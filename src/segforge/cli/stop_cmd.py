@@ -67,13 +67,17 @@ def _running(folders: list[Path], explicit: bool) -> list[tuple[Path, dict[str, 
         found.append((folder, record))
     if found:
         return found
-    where = ", ".join(str(f) for f in folders) or "the run folder (it has no fold folders)"
     if ended:
         raise UsageError(f"no training is running: {'; '.join(ended)}",
                          hint="a killed training leaves its checkpoint: resume it with `segforge train ... "
                               "--continue`, then stop it")  # fmt: skip
-    what = "is" if explicit and len(folders) == 1 else "in any of"
-    raise UsageError(f"no training {what} running {where} (no {RUNNING_FILE})",
+    if not folders:
+        where = "(the run folder has no fold folders)"
+    elif explicit and len(folders) == 1:
+        where = f"in {folders[0]}"
+    else:
+        where = "in any of: " + ", ".join(str(f) for f in folders)
+    raise UsageError(f"no training is running {where} (no {RUNNING_FILE})",
                      hint="start it with `segforge train`; a finished run needs no stop")  # fmt: skip
 
 
