@@ -69,8 +69,9 @@ def stop_on_signals(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
             signal.signal(s, old)
 
 
-#: the signal that asks a training to finish now (with an annealing tail), not to pause
-FINISH_SIGNAL = signal.SIGUSR1
+#: the signal that asks a training to finish now (with an annealing tail), not to pause (None on Windows,
+#: which has no SIGUSR1: there `segforge stop` is the way)
+FINISH_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
 
 
 @dataclass
@@ -81,9 +82,9 @@ class FinishRequest:
 
 
 @contextlib.contextmanager
-def finish_on_signal(request: FinishRequest, signum: int = FINISH_SIGNAL) -> Iterator[FinishRequest]:
+def finish_on_signal(request: FinishRequest, signum: int | None = FINISH_SIGNAL) -> Iterator[FinishRequest]:
     """While training, ``signum`` only sets ``request.received`` (its default action would kill the process)."""
-    if threading.current_thread() is not threading.main_thread():
+    if signum is None or threading.current_thread() is not threading.main_thread():
         yield request
         return
 
