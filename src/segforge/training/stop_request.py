@@ -74,7 +74,7 @@ def read_running(fold_folder: Path) -> dict[str, Any] | None:
 
 def process_alive(record: dict[str, Any]) -> bool | None:
     """Whether the recorded process still runs; None when it runs on another host (cannot tell)."""
-    if record.get("host") != socket.gethostname():
+    if record.get("host") != socket.gethostname() or os.name == "nt":  # Windows' os.kill would end the process
         return None
     try:
         os.kill(int(record["pid"]), 0)
