@@ -51,9 +51,14 @@ CT_PATCH = (96, 160, 128)
 CT_KERNELS = [[1, 3, 3]] + [[3, 3, 3]] * 5
 CT_STRIDES = [[1, 1, 1], [1, 2, 2]] + [[2, 2, 2]] * 4
 POLL_S = 0.05
-#: (a) runs, RUNNER_PRECISION; segforge-compiled = ``segforge predict --compile``
+#: (a) runs, RUNNER_PRECISION; segforge-compiled = ``segforge predict --compile``; segforge-onnxruntime /
+#: -openvino = ``--backend onnxruntime|openvino`` (export cached by a warm-up run, its time reported apart);
+#: segforge-default_auto = plain ``segforge predict`` (``--precision auto --backend auto``, bf16 only where native
+#: and SEGFORGE_DISABLE_BF16 unset; the backend chosen from the run's tile evaluations)
 A_RUNS = ("nnunet_fp32", "monai_fp32", "segforge_fp32", "segforge-compiled_fp32", "segforge_bf16",
-          "segforge-acc16_fp32")  # fmt: skip
+          "segforge-acc16_fp32", "segforge-onnxruntime_fp32", "segforge-openvino_fp32",
+          "segforge-default_auto")  # fmt: skip
+EXPORTED_RUNNERS = {"segforge-onnxruntime": "onnxruntime", "segforge-openvino": "openvino"}
 HERE = Path(__file__).resolve().parent
 
 
@@ -175,8 +180,13 @@ def child_sliding_window(args: argparse.Namespace) -> None:
         if args.warmup:
             print(json.dumps(_compile_warmup(net, patch, args.precision)), flush=True)
             return
+        backend = EXPORTED_RUNNERS.get(args.runner, "auto" if args.runner == "segforge-default" else "torch")
+        if args.warmup_export:
+            print(json.dumps(_export_warmup(net, patch, backend)), flush=True)
+            return
         run = _segforge_runner(net, mirror, args.precision, patch, nnunet_accumulator=args.runner == "segforge-acc16",
-                               compile_=args.runner == "segforge-compiled")  # fmt: skip
+                               compile_=args.runner == "segforge-compiled", backend=backend,
+                               image_shape=image.shape[1:])  # fmt: skip
     start = time.perf_counter()
     logits = run(image)
     seconds = time.perf_counter() - start
@@ -250,7 +260,27 @@ def _compile_warmup(net, patch, precision) -> dict:  # noqa: ANN001
     return {"cold_compile_s": times[0] - times[1], "compiled_pass_s": times[1]}
 
 
-def _segforge_runner(net, mirror, precision, patch, nnunet_accumulator=False, compile_=False):  # noqa: ANN001, ANN202
+def _export_warmup(net, patch, backend) -> dict:  # noqa: ANN001
+    """Export the network once into the run's cache (the one-time cost a model's first exported run pays)."""
+    import torch
+
+    from segforge.inference.backends.exported import export_onnx
+
+    start = time.perf_counter()
+    export_onnx(net, torch.zeros((1, 1, *patch)))
+    return {"export_s": time.perf_counter() - start, "backend": backend}
+
+
+def _segforge_runner(
+    net,
+    mirror,
+    precision,
+    patch,
+    nnunet_accumulator=False,
+    compile_=False,
+    backend="torch",  # noqa: ANN001, ANN202
+    image_shape=None,
+):  # noqa: ANN001
     """``nnunet_accumulator``: nnU-Net's numerics (float16 accumulator, its unclamped float16 Gaussian) to show
     that the argmax differences of the fp32 run come from nnU-Net's float16 rounding, not from the tiling."""
     from segforge.inference import sliding_window
@@ -260,8 +290,13 @@ def _segforge_runner(net, mirror, precision, patch, nnunet_accumulator=False, co
     if nnunet_accumulator:
         sliding_window.FP16_MAP_FLOOR = 0.0
         accumulator = "float16"
+    evaluations = None
+    if backend == "auto" and image_shape is not None:  # what segforge predict estimates from the case's header
+        from segforge.inference.work_estimate import tiles_for
+
+        evaluations = tiles_for(tuple(image_shape), patch, 0.5) * (8 if mirror else 1)
     settings = SlidingWindowSettings(patch, mirror_axes=mirror, precision=precision, accumulator_dtype=accumulator,
-                                     compile=compile_)  # fmt: skip
+                                     compile=compile_, backend=backend, expected_evaluations=evaluations)  # fmt: skip
     predictor = SlidingWindowPredictor(net, settings)
     return lambda image: predictor.predict_logits(image).float()
 
@@ -288,13 +323,16 @@ def run_a(work: Path, shape: tuple[int, ...], patch: tuple[int, ...], mirror_mod
     threads = args.threads
     prepare_a(work, shape, args.a_weights)
     runs = []
-    env = {**child_env(threads), "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor_cache")}
+    env = {**child_env(threads), "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor_cache"),
+           "SEGFORGE_CACHE": str(work / "segforge_cache")}  # fmt: skip
     for mirror in mirror_modes:
         plan = [tuple(name.split("_")) for name in args.runs]
         plan = [(runner, precision) for runner, precision in plan if not (mirror and runner == "segforge-acc16")]
         for runner, precision in plan:
             if runner == "segforge-compiled" and not any(r.get("warmup") == precision for r in runs):
                 runs.append(_warm_up(work, patch, precision, threads, env))
+            if runner in EXPORTED_RUNNERS and not any(r.get("export_warmup") == runner for r in runs):
+                runs.append(_warm_up_export(work, patch, runner, threads, env))
             tag = f"{runner}_{precision}_{'mirror' if mirror else 'plain'}"
             cmd = [sys.executable, __file__, "--child", "a", "--runner", runner, "--precision", precision,
                    "--work", str(work), "--tag", tag, "--threads", str(threads)]  # fmt: skip
@@ -322,6 +360,16 @@ def _warm_up(work: Path, patch: tuple[int, ...], precision: str, threads: int, e
     print(f"(a) compile warm-up {precision} ...", flush=True)
     result = {"part": "a-warmup", "warmup": precision, **measure(cmd, env, work / f"a_warmup_{precision}.log")}
     print(f"    cold compile {result.get('cold_compile_s', float('nan')):.1f} s", flush=True)
+    return result
+
+
+def _warm_up_export(work: Path, patch: tuple[int, ...], runner: str, threads: int, env: dict[str, str]) -> dict:
+    """Export the network into the run's cache once; the timed run then opens it as a user's second run does."""
+    cmd = [sys.executable, __file__, "--child", "a", "--runner", runner, "--precision", "fp32", "--work", str(work),
+           "--tag", "export", "--threads", str(threads), "--warmup-export", "--patch-a", *map(str, patch)]  # fmt: skip
+    print(f"(a) {runner} export ...", flush=True)
+    result = {"part": "a-warmup", "export_warmup": runner, **measure(cmd, env, work / f"a_export_{runner}.log")}
+    print(f"    export {result.get('export_s', float('nan')):.1f} s", flush=True)
     return result
 
 
@@ -474,6 +522,10 @@ def run_b(work: Path, shape: tuple[int, ...], threads: int, overlap: bool, preci
 def report(runs: list[dict]) -> None:
     a = [r for r in runs if r["part"] == "a"]
     for w in (r for r in runs if r["part"] == "a-warmup"):
+        if "export_warmup" in w:
+            print(f"\n(a) {w['export_warmup']}: ONNX export {w.get('export_s', float('nan')):.1f} s once per model; "
+                  "the run below opens the cached file")  # fmt: skip
+            continue
         cold = w.get("cold_compile_s", float("nan"))
         print(f"\n(a) compile with an empty kernel cache ({w['warmup']}): {cold:.1f} s once; "
               "the compiled runs below use the filled cache")  # fmt: skip
@@ -532,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--tag", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup-export", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         args.mirror = args.mirror_child
