@@ -78,14 +78,20 @@ def assert_matches(ours: Path, reference: Path) -> list[tuple[float, float]]:
 
 @MODELS
 def test_predict_from_nnunet_folder_matches_nnunets_stored_predictions(fixture, run_main, reference_inputs, tmp_path):
+    """The plain model segments the hippocampus (so the argmax check has boundaries to get wrong); the tiny
+    ResEnc one never learnt foreground (probabilities up to ~0.3), so for it the probabilities carry the check."""
     _require(fixture)
     predict(run_main, fixture / "model", reference_inputs, tmp_path / "preds")
     assert_matches(tmp_path / "preds", fixture / "reference")
+    for case in REFERENCE_CASES:
+        with np.load(fixture / "reference" / f"{case}.npz", allow_pickle=False) as f:
+            assert f["probabilities"][1:].std() > 0.05  # far from constant: the mean difference is not vacuous
     foreground = [
         (sitk.GetArrayFromImage(sitk.ReadImage(fixture / "reference" / f"{c}.nii.gz")) > 0).mean()
         for c in REFERENCE_CASES
     ]
-    assert max(foreground) > 0.01, "the fixture's model predicts (almost) no foreground: the argmax check is empty"
+    if fixture == PLAIN:
+        assert min(foreground) > 0.01, "the plain model predicts (almost) no foreground: the argmax check is empty"
 
 
 def test_import_nnunet_package_predicts_the_same(run_main, reference_inputs, tmp_path):
