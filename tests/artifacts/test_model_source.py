@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from segforge.artifacts import model_source
 from segforge.errors import UsageError
+from segforge.packaging import model_source
 
 
 def test_run_folder_is_returned_unchanged(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from segforge.artifacts.model_source import find_model_dir
 from segforge.errors import UsageError
 from segforge.inference.run_lookup import RunQuery, TrainedRun, choose_run, default_trainer, trained_runs
+from segforge.packaging.model_source import find_model_dir
 
 SWIN_RUN = "swin_adamw__swin_unet__segforgePlans__swin_unet"
 UNET_RUN = "default__generic_unet__segforgePlans"

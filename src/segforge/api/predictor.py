@@ -1,8 +1,8 @@
 """``Predictor``: a trained model loaded once, then used for folders, images and arrays.
 
 It is built from the pieces ``segforge predict`` uses, in the same order: the run is found by
-:func:`segforge.artifacts.model_source.find_model_dir` (packages and nnU-Net folders through
-:func:`segforge.artifacts.model_source.resolve_model_source`), the folds are loaded by
+:func:`segforge.packaging.model_source.find_model_dir` (packages and nnU-Net folders through
+:func:`segforge.packaging.model_source.resolve_model_source`), the folds are loaded by
 :func:`~segforge.inference.model_loading.load_ensemble`, and cases go through one
 :class:`~segforge.inference.predictor.CasePipeline` (preprocess, sliding window, export) with the
 run's ``postprocessing.json``. ``predict_folder`` therefore writes the files ``segforge predict``
@@ -107,7 +107,7 @@ class Predictor:
         **options: Any,
     ) -> Predictor:
         """The run of ``task`` in the results folder that ``segforge predict --task`` with these options uses."""
-        from segforge.artifacts.model_source import find_model_dir
+        from segforge.packaging.model_source import find_model_dir
 
         run_dir = find_model_dir(str(task), None, config, trainer, network, plans)
         return cls(run_dir, folds=folds, checkpoint=checkpoint, **options)
@@ -123,7 +123,7 @@ class Predictor:
         (``$SEGFORGE_CACHE``, ``~/.cache/segforge``) or ``cache_dir``. ``checkpoint`` defaults to
         the one the package holds.
         """
-        from segforge.artifacts.model_source import resolve_model_source
+        from segforge.packaging.model_source import resolve_model_source
 
         if not Path(path).is_file():
             raise UsageError(f"model package {path} does not exist", hint="pass the .zip written by export-model")
@@ -137,7 +137,7 @@ class Predictor:
         cache_dir: PathLike | None = None, **options: Any,
     ) -> Predictor:  # fmt: skip
         """An nnU-Net v2 model folder (plans.json, dataset.json, fold_N/checkpoint_*.pth), converted once."""
-        from segforge.artifacts.model_source import is_nnunet_model_folder, resolve_model_source
+        from segforge.packaging.model_source import is_nnunet_model_folder, resolve_model_source
 
         if not is_nnunet_model_folder(Path(model_folder)):
             raise UsageError(f"{model_folder} is not an nnU-Net v2 model folder",

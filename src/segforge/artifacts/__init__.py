@@ -1,10 +1,7 @@
-"""What a trained model is on disk, and how it travels: below training, inference and evaluation.
+"""The files a training run leaves that everything after it reads: the checkpoint format
+(:mod:`.checkpoint`) and run-folder naming and manifests (:mod:`.run_dir`).
 
-- :mod:`.checkpoint` and :mod:`.run_dir`: the checkpoint format and the run-folder layout that
-  training writes and inference and evaluation read;
-- :mod:`.model_source`: turns whatever ``-m`` / ``Predictor.from_package`` / ``Predictor.from_nnunet``
-  were given into that run-folder layout;
-- :mod:`.package_format`, :mod:`.package_export`, :mod:`.package_verify`, :mod:`.package_unpack`,
-  :mod:`.requirements`, :mod:`.model_card`: model packages (``segforge export-model`` /
-  ``install-model``), one zip a trained model is handed on in.
+They sit below training, inference and evaluation, which all read them, so none of those
+packages has to import another for a file format. Model packages built from these files are
+in :mod:`segforge.packaging`.
 """

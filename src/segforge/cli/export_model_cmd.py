@@ -35,10 +35,10 @@ def export_model_command(
     description: Annotated[Optional[str], typer.Option("--description", help="One-paragraph description.")] = None,
 ) -> None:
     """Write one zip holding what prediction needs: plans, checkpoints, postprocessing, plugins, model card."""
-    from segforge.artifacts.model_source import find_model_dir
-    from segforge.artifacts.package_export import export_package
     from segforge.cli.predict_cmd import parse_folds
     from segforge.errors import UsageError
+    from segforge.packaging.model_source import find_model_dir
+    from segforge.packaging.package_export import export_package
     from segforge.plugins import get_registries
 
     if output.suffix != ".zip":

@@ -34,12 +34,12 @@ def import_nnunet_command(
     description: Annotated[Optional[str], typer.Option("--description", help="One-paragraph description.")] = None,
 ) -> None:
     """Turn an nnU-Net v2 model folder into a segforge model package (.zip)."""
-    from segforge.artifacts.model_source import is_nnunet_model_folder
-    from segforge.artifacts.package_export import export_package
     from segforge.cli.predict_cmd import parse_folds
     from segforge.errors import UsageError
     from segforge.interop.nnunet import to_model_directory
     from segforge.interop.nnunet.model_directory import nnunet_checkpoint_key
+    from segforge.packaging.model_source import is_nnunet_model_folder
+    from segforge.packaging.package_export import export_package
     from segforge.plugins import get_registries
 
     if output.suffix != ".zip":

@@ -20,8 +20,8 @@ def install_model_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already installed there.")] = False,
 ) -> None:
     """Install a model package into the results folder, after checking it and its plugin requirements."""
-    from segforge.artifacts.package_unpack import install_package
     from segforge.errors import UsageError
+    from segforge.packaging.package_unpack import install_package
     from segforge.settings import get_folders
 
     if not package.is_file():

@@ -54,8 +54,8 @@ def determine_command(
     ] = None,
 ) -> None:
     """Decide from cross-validation whether largest-component removal helps; write postprocessing.json."""
-    from segforge.artifacts.model_source import find_model_dir
     from segforge.cli.predict_cmd import parse_folds
+    from segforge.packaging.model_source import find_model_dir
     from segforge.plugins import get_registries
     from segforge.postprocessing.crossval import determine_for_run
 

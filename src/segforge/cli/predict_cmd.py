@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from segforge.artifacts.model_source import find_model_dir
 from segforge.cli import render
 from segforge.cli.run_options import NetworkOption, PlansOption, TrainerOption
 from segforge.hardware import resolve_device
 from segforge.inference.folder_jobs import default_overlap, jobs_for_folder
+from segforge.packaging.model_source import find_model_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from segforge.inference.predictor import CaseResult

@@ -1,7 +1,7 @@
 """nnU-Net v2 model folders in segforge: safe checkpoint reading, plans and architecture mapping.
 
 ``segforge predict -m NNUNET_MODEL_FOLDER`` and ``segforge import-nnunet`` go through
-:func:`to_model_directory` (called by :mod:`segforge.artifacts.model_source`). Modules:
+:func:`to_model_directory` (called by :mod:`segforge.packaging.model_source`). Modules:
 :mod:`.checkpoint` (weights-only loading with a numpy allow-list), :mod:`.plans` (plans.json and
 dataset.json to segforge plans), :mod:`.architecture` (PlainConvUNet / ResidualEncoderUNet to the
 builtin networks, weight names), :mod:`.model_directory` (the conversion). See docs/nnunet-models.md.

@@ -16,10 +16,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from segforge.artifacts.model_card import build_model_card
-from segforge.artifacts.package_format import MODEL_CARD, PACKAGE_MANIFEST, PackageManifest
-from segforge.artifacts.requirements import model_requirements
 from segforge.errors import UsageError
+from segforge.packaging.model_card import build_model_card
+from segforge.packaging.package_format import MODEL_CARD, PACKAGE_MANIFEST, PackageManifest
+from segforge.packaging.requirements import model_requirements
 
 #: emptied in exported checkpoints: resuming training needs them, prediction does not
 _TRAINING_ONLY = {"optimizer_state": {}, "grad_scaler_state": None, "rng": {}}

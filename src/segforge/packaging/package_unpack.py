@@ -12,9 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from segforge.artifacts.package_verify import VerifiedPackage, check_checkpoints, extract_to, verify_package
-from segforge.artifacts.requirements import check_requirements
 from segforge.errors import UsageError
+from segforge.packaging.package_verify import VerifiedPackage, check_checkpoints, extract_to, verify_package
+from segforge.packaging.requirements import check_requirements
 
 
 def open_checked(path: Path) -> VerifiedPackage:

@@ -86,7 +86,7 @@ def resolve_model_source(
     """The model directory ``path`` stands for (package zip, nnU-Net v2 folder or segforge run folder)."""
     path = Path(path).expanduser()
     if path.is_file():
-        from segforge.artifacts.package_unpack import unpack_package
+        from segforge.packaging.package_unpack import unpack_package
 
         return unpack_package(path, cache_root(cache_dir) / "models")
     if not path.exists():

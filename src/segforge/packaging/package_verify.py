@@ -23,8 +23,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from segforge.artifacts.package_format import PACKAGE_MANIFEST, PackageManifest, member_allowed, model_dir_is_plain
 from segforge.errors import SegforgeError
+from segforge.packaging.package_format import PACKAGE_MANIFEST, PackageManifest, member_allowed, model_dir_is_plain
 
 _HINT = "use the package as exported by `segforge export-model`, or export it again"
 #: PROTO opcode + protocol 2..5: how every pickle written since Python 2.3 starts

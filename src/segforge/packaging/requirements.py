@@ -17,9 +17,9 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-from segforge.artifacts.package_format import Requirement
 from segforge.errors import ConfigError
 from segforge.inference.provenance import compatible_series, pip_specifier
+from segforge.packaging.package_format import Requirement
 
 
 class MissingPluginError(ConfigError):
