@@ -111,7 +111,7 @@ def _segforge_payload(
     weights: dict[str, Any],
     source: str,
 ) -> dict[str, Any]:
-    from segforge import __version__
+    from segforge._version import __version__
     from segforge.training.checkpoint import CHECKPOINT_FORMAT_VERSION
 
     mirror = nn_payload.get("inference_allowed_mirroring_axes")

@@ -161,7 +161,7 @@ def convert_plans(
     where: str,
 ) -> Plans:
     """segforge plans holding ``configuration`` of nnU-Net's ``plans`` with ``network`` = (name, version, params)."""
-    from segforge import __version__
+    from segforge._version import __version__
     from segforge.config.dataset import DatasetJson
     from segforge.config.label_scheme import LabelScheme
 
