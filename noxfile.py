@@ -30,10 +30,15 @@ def _install_segforge(session: nox.Session, extras: str = "test") -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check over the package, tests, plugins and examples."""
+    """ruff lint and format check over the package, tests, plugins and examples; the import-layer contracts."""
     session.install("ruff>=0.5")
     session.run("ruff", "check", "src", "tests", "plugins", "examples", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "plugins", "examples", "benchmarks", "noxfile.py")
+    # the import-layer contracts of pyproject's [tool.importlinter] (docs/architecture.md): grimp reads the
+    # source of the installed package, so segforge is installed without its dependencies
+    session.install("import-linter>=2")
+    session.install("--no-deps", "-e", ".")
+    session.run("lint-imports")
 
 
 @nox.session
