@@ -10,6 +10,7 @@ difference per case, argmax agreement >= 99.9 %, the segmentation written on the
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 from segforge_nnunet_fixture import PLAIN, REFERENCE_CASES, RESENC
 
-from segforge.interop.nnunet import to_model_directory
+from segforge.errors import ConfigError
+from segforge.interop.nnunet import load_nnunet_checkpoint, to_model_directory
 from segforge.interop.nnunet.model_directory import IMPORT_RECORD
 
 MODELS = pytest.mark.parametrize("fixture", [PLAIN, RESENC], ids=["PlainConvUNet", "ResidualEncoderUNet"])
@@ -207,3 +210,24 @@ def test_import_nnunet_refuses_other_folders_and_outputs(run_main, tmp_path):
     code, _, err = run_main(["import-nnunet", str(PLAIN / "model"), "-o", str(tmp_path / "m.tar")])
     assert code == 2 and "a model package is a .zip file" in err
     assert not (tmp_path / "m.zip").exists() and not (tmp_path / "m.tar").exists()
+
+
+def test_several_folds_are_converted_and_must_share_one_configuration(run_main, reference_inputs, tmp_path):
+    """Two folds (here the same weights twice, so the ensemble must equal the single model) and a fold
+    trained as another configuration, which is refused before anything is written."""
+    _require(PLAIN)
+    model = tmp_path / "model"
+    shutil.copytree(PLAIN / "model", model)
+    shutil.copytree(model / "fold_0", model / "fold_1")
+    run_dir = to_model_directory(model, tmp_path / "conv")
+    assert sorted(p.name for p in run_dir.glob("fold_*")) == ["fold_0", "fold_1"]
+    code, _, err = run_main(["predict", "-m", str(model), "-i", str(reference_inputs), "-o", str(tmp_path / "preds"),
+                             "--save-probabilities", "--device", "cpu", "--precision", "fp32"])  # fmt: skip
+    assert code == 0 and "2 fold(s)" in err, err
+    assert_matches(tmp_path / "preds", PLAIN / "reference")
+    payload = load_nnunet_checkpoint(model / "fold_1" / "checkpoint_final.pth")
+    payload["init_args"]["configuration"] = "2d"
+    torch.save(payload, model / "fold_1" / "checkpoint_final.pth")
+    with pytest.raises(ConfigError, match="fold_1/checkpoint_final.pth was trained as 2d"):
+        to_model_directory(model, tmp_path / "conv2")
+    assert not (tmp_path / "conv2").exists()
