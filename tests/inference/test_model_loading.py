@@ -125,3 +125,10 @@ def test_folds_trained_on_different_plans_are_refused_with_the_likely_cause(tmp_
     assert "retrain the older fold(s)" in info.value.hint
     nets, _ = load_ensemble(run, ["1"], "final")  # one fold alone is fine
     assert len(nets) == 1
+
+
+def test_nnunet_checkpoint_file_names_are_accepted():
+    from segforge.inference.model_loading import checkpoint_name
+
+    assert checkpoint_name("checkpoint_final.pth") == checkpoint_name("final")
+    assert checkpoint_name("checkpoint_best.pth") == checkpoint_name("model_best") == checkpoint_name("best")

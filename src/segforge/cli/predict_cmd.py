@@ -101,7 +101,10 @@ def predict_command(
     num_parts: Annotated[int, typer.Option("--num-parts", "--num_parts", help="Number of shards.")] = 1,
     continue_: Annotated[bool, typer.Option("--continue", help="Skip cases whose output exists.")] = False,
     model_dir: Annotated[
-        Optional[Path], typer.Option("-m", "--model-dir", help="Run or fold folder, or a model package (.zip).")
+        Optional[Path],
+        typer.Option(
+            "-m", "--model-dir", help="Run or fold folder, a model package (.zip) or an nnU-Net v2 model folder."
+        ),
     ] = None,
     lowres_predictions: Annotated[
         Optional[Path],

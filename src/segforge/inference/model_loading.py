@@ -27,7 +27,8 @@ CHECKPOINT_NAMES = {"best": "checkpoint_best.pt", "final": "checkpoint_final.pt"
 #: nnU-Net's spellings of --checkpoint values
 CHECKPOINT_ALIASES = {"model_best": "best", "model_final": "final", "model_final_checkpoint": "final",
                       "model_latest": "latest", "checkpoint_best.pt": "best", "checkpoint_final.pt": "final",
-                      "checkpoint_latest.pt": "latest"}  # fmt: skip
+                      "checkpoint_latest.pt": "latest", "checkpoint_best.pth": "best",
+                      "checkpoint_final.pth": "final", "checkpoint_latest.pth": "latest"}  # fmt: skip
 _FOLD_RE = re.compile(r"^fold_(\d+|all)$")
 _TRAIN_HINT = "train it first with `segforge train`, or point -m at a results folder"
 

@@ -25,7 +25,7 @@ from segforge.config.plans import ConfigurationPlan, IntensityStats, NetworkSpec
 from segforge.errors import ConfigError
 
 #: nnU-Net image reader/writer class -> segforge image IO registry name
-IMAGE_IO = {"SimpleITKIO": "simpleitk"}
+IMAGE_IO = {"SimpleITKIO": "simpleitk", "NaturalImage2DIO": "natural2d"}
 _RESAMPLING_FN = "resample_data_or_seg_to_shape"
 _STATS_KEYS = ("mean", "median", "std", "min", "max", "percentile_00_5", "percentile_99_5")
 #: nnU-Net's separate-z rule: an axis whose spacing is this many times the others' is resampled on its own
