@@ -8,7 +8,7 @@ the interop tests do (probability mean absolute difference, argmax agreement). s
 one-off conversion of the folder is timed separately (a cold cache) from the prediction with a
 warm cache (what every later run sees). Run in the nnU-Net venv (benchmarks/README.md)::
 
-    /work/nnunet-venv/bin/python benchmarks/nnunet_model.py [--model FOLDER --images DIR] [--keep /tmp/nb]
+    .nox/peers/bin/python benchmarks/nnunet_model.py [--model FOLDER --images DIR] [--keep /tmp/nb]
 
 Timings only mean something on a quiet machine; the ratio is what to report.
 """
