@@ -51,6 +51,18 @@ class FakeTrainer:
     def done(self) -> bool:
         return self.state.iteration >= self.total_iterations
 
+    # the budget changes the run only through these (segforge.training.protocols.Trainer)
+    def resize(self, total: int, *, retarget: bool = True) -> None:
+        self.total_iterations = total
+        if retarget:
+            self.schedule.retarget(self.state.iteration, total)
+
+    def set_precision(self, name: str) -> None:
+        self.precision = PrecisionChoice(name, self.device.type)
+
+    def set_threads(self, threads: int) -> None:
+        self.params = self.params.model_copy(update={"threads": threads})
+
 
 def make_run(budget_s: float, device: str = "cpu", plan: Plan | None = None, **budget_params):
     clock = FakeClock()

@@ -8,7 +8,6 @@ choices), builds the trainer, restores or initialises it, writes the manifest an
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from typing import Any
 
@@ -167,11 +166,7 @@ def train(request: RunRequest, *, stop_after_epochs: int | None = None, registri
     try:
         if resume is not None and trainer.state.finished:
             trainer.log.line("this run has already finished (checkpoint_final.pt); nothing to do")
-            _validate_if_pending(trainer)
-            if trainer.dist.is_main:
-                from segforge.training.cascade import write_next_stage_predictions
-
-                write_next_stage_predictions(trainer, overwrite=False)  # writes only what is missing
+            trainer.complete_after_training()  # what an interruption left pending (the trainer's own step)
             return _result(trainer, "finished")
         ctx = trainer.context
         trainer.log.line(
@@ -187,39 +182,8 @@ def train(request: RunRequest, *, stop_after_epochs: int | None = None, registri
             with distributed.collective_failures(trainer.dist, where):
                 result = trainer.fit(stop_after_epochs)
             if result.status == "finished" and trainer.dist.is_main:  # rank 0 validates; the others are done
-                _end_of_training(trainer)
+                trainer.after_training()  # validation, next-stage predictions: a trainer step a plugin can override
         return result
     finally:
         trainer.log.close()
         distributed.shutdown()
-
-
-def _end_of_training(trainer: Any) -> None:
-    """Next-stage inputs and the validation of the held-out cases, timed into the run's account.
-
-    The validation is deferred for fold ``all`` under a budget (its cases are the training cases)
-    and when a stop request asked to skip it (:func:`.fold_all_budget.validation_deferred`).
-    """
-    from segforge.training.cascade import write_next_stage_predictions
-    from segforge.training.fold_all_budget import validation_deferred
-    from segforge.training.validation import validate_after_training
-
-    started = time.perf_counter()
-    with trainer.time_account.measure("end_predictions"):
-        write_next_stage_predictions(trainer)  # 3d_lowres: the cascade's inputs (training/cascade.py)
-        deferred = validation_deferred(trainer)
-        if deferred is None:
-            validate_after_training(trainer)
-        else:
-            trainer.log.line(f"validation: {deferred}")
-    if trainer.budget is not None:  # the budget reserved time for these: show estimate and reality
-        trainer.budget.record_end_predictions(time.perf_counter() - started)
-    trainer.write_manifest("finished")  # time_spent now includes the predictions
-
-
-def _validate_if_pending(trainer: Any) -> None:
-    """A finished run whose end-of-training validation was interrupted completes it on ``--continue``."""
-    from segforge.training.validation import validate_after_training, validation_pending
-
-    if trainer.context.val_ids and validation_pending(trainer.context.fold_folder):
-        validate_after_training(trainer)

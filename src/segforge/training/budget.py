@@ -36,15 +36,18 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segforge.training.budget_plan import Plan, budget_augmentation, precision_plan, schedule_shape, thread_candidates
 from segforge.training.budget_probe import StepProbe
 from segforge.training.clock import Clock
-from segforge.training.device import PrecisionChoice, available_cores, bf16_disabled, cpu_has_bf16, enable_memory_reuse
+from segforge.training.device import available_cores, bf16_disabled, cpu_has_bf16, enable_memory_reuse
 from segforge.training.device import set_threads as torch_threads
 from segforge.training.params import BudgetParams, TrainerParams
 from segforge.training.prediction_cost import EndPredictionCost
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.training.protocols import Trainer
 
 __all__ = ["BudgetController", "budget_augmentation"]  # budget_augmentation: its old home, still imported from here
 
@@ -150,12 +153,12 @@ class BudgetController:
         return parts
 
     # -- 2. precision and threads --------------------------------------------------------------
-    def before_training(self, trainer: Any) -> None:
+    def before_training(self, trainer: Trainer) -> None:
         """Set up the precision/thread probe (fresh runs) and make the schedule provisional until measured."""
         if self.sized:  # a resumed run keeps the precision and threads it measured
             chosen = self.decisions.get("precision", {}).get("value")
             if chosen and not trainer.context.request.fp32 and trainer.device.type == "cpu":
-                trainer.precision = PrecisionChoice(chosen, trainer.device.type)
+                trainer.set_precision(chosen)
             self._last = self._now()
             return
         from segforge.training.progress_plot import preload
@@ -167,11 +170,10 @@ class BudgetController:
         self._apply(trainer, self.probe.current())
         if self.probe.done:
             self._record_probe(trainer)
-        trainer.total_iterations = _UNSIZED
-        trainer.schedule.retarget(trainer.state.iteration, _UNSIZED)
+        trainer.resize(_UNSIZED)
         self._last = self._now()
 
-    def make_probe(self, trainer: Any) -> StepProbe:
+    def make_probe(self, trainer: Trainer) -> StepProbe:
         """Candidates from the rules of :mod:`.budget_plan`; one each (no probe) on CUDA or under torchrun."""
         device = trainer.device.type
         request = trainer.context.request
@@ -188,15 +190,14 @@ class BudgetController:
         limit = max(0.0, self.params.probe_share * self.budget_s - self.probe_spent_s)
         return StepProbe(candidates, threads, limit, min_bf16_speedup=self.params.min_bf16_speedup)
 
-    def _apply(self, trainer: Any, setting: tuple[str, int | None]) -> None:
+    def _apply(self, trainer: Trainer, setting: tuple[str, int | None]) -> None:
         precision, threads = setting
         if trainer.device.type == "cpu" or precision != trainer.precision.name:
-            trainer.precision = PrecisionChoice(precision, trainer.device.type)
+            trainer.set_precision(precision)
         if threads and trainer.device.type == "cpu":
-            torch_threads(threads)
-            trainer.params = trainer.params.model_copy(update={"threads": threads})
+            trainer.set_threads(threads)
 
-    def _record_probe(self, trainer: Any) -> None:
+    def _record_probe(self, trainer: Trainer) -> None:
         """The probe's choice into decisions and log (its steps were training steps)."""
         probe = self.probe
         precision, threads = probe.choice()
@@ -216,7 +217,7 @@ class BudgetController:
         self._apply(trainer, (precision, threads))
 
     # -- 3./5. per iteration -------------------------------------------------------------------
-    def after_iteration(self, trainer: Any) -> None:
+    def after_iteration(self, trainer: Trainer) -> None:
         now = self._now()
         step = now - self._last
         self._last = now
@@ -241,7 +242,7 @@ class BudgetController:
                     "stopping early"
                 )
                 self.replans.append({"at_iteration": trainer.state.iteration, "hard_stop": True})
-                trainer.total_iterations = trainer.state.iteration
+                trainer.resize(trainer.state.iteration, retarget=False)  # the LR of steps never run is moot
 
     def _ready_to_size(self) -> bool:
         """Enough steps timed: ``measure_iterations``, or fewer when they already used the probe share."""
@@ -249,7 +250,7 @@ class BudgetController:
         limit = self.params.probe_share * self.budget_s - self.probe_spent_s
         return n >= self.params.measure_iterations or (n >= 2 and sum(self._times[1:]) >= limit)
 
-    def _follow_speed_drop(self, trainer: Any) -> None:
+    def _follow_speed_drop(self, trainer: Trainer) -> None:
         """Within an epoch: when the machine got slower, end the schedule sooner now, so the LR still anneals.
 
         Only shrinks; a faster machine is followed after the epoch (:meth:`after_epoch`), from a
@@ -271,20 +272,19 @@ class BudgetController:
                 },
             )
             trainer.log.line(f"budget: {recent:.3f} s/iteration now (slower) -> re-sized to {total} iterations")
-            trainer.total_iterations = total
-            trainer.schedule.retarget(trainer.state.iteration, total)
+            trainer.resize(total)
 
     def _val_cost(self, s_per_iteration: float) -> float:
         return self._val_s_per_batch if self._val_s_per_batch is not None else _VAL_SHARE_GUESS * s_per_iteration
 
-    def _final_cost(self, trainer: Any) -> float:
+    def _final_cost(self, trainer: Trainer) -> float:
         """Seconds the end of training needs: final validation batches, what an epoch end costs (final
         checkpoint, plot, manifest), the predictions after training, plus the fixed reserve."""
         s_it = self.measurements.get("s_per_iteration", 0.0)
         final_val = self.params.final_val_iterations * self._val_cost(s_it)
         return self.params.reserve_s + final_val + self._epoch_overhead_s + self.end_predictions_s(trainer)
 
-    def end_predictions_s(self, trainer: Any) -> float:
+    def end_predictions_s(self, trainer: Trainer) -> float:
         """Estimated seconds of end-of-training validation and next-stage predictions (prediction_cost.py).
 
         A forward pass of one patch is priced by timing the network as prediction runs it, once
@@ -316,7 +316,7 @@ class BudgetController:
         """What the predictions after training really took (shown beside the estimate in the manifest)."""
         self.measurements["end_predictions_s"] = round(seconds, 2)
 
-    def fit_iterations(self, trainer: Any, s_per_iteration: float) -> int:
+    def fit_iterations(self, trainer: Trainer, s_per_iteration: float) -> int:
         """Total iterations (from the run's start) that fit in the time left at the current speed."""
         p = trainer.params
         left = self.budget_s * (1 - self.params.safety_fraction) - self.clock.elapsed() - self._final_cost(trainer)
@@ -325,13 +325,12 @@ class BudgetController:
         train_time = left - math.ceil(epochs_left) * per_epoch_fixed
         return trainer.state.iteration + max(0, int(train_time / s_per_iteration))
 
-    def size(self, trainer: Any, s_it: float) -> None:
+    def size(self, trainer: Trainer, s_it: float) -> None:
         """Fix the schedule from the measured seconds per iteration (probe steps included: nothing wasted)."""
         self.measurements["s_per_iteration"] = round(s_it, 4)
         self.measurements["measured_after_s"] = round(self.clock.elapsed(), 2)
         total = self.fit_iterations(trainer, s_it)
-        trainer.total_iterations = total
-        trainer.schedule.retarget(trainer.state.iteration, total)
+        trainer.resize(total)
         self.sized = True
         epochs = math.ceil(total / trainer.params.iterations_per_epoch)
         self.decisions["schedule"] = {"total_iterations": total, "epochs": epochs}
@@ -342,7 +341,7 @@ class BudgetController:
         trainer.write_manifest("running")
 
     # -- 4. per epoch --------------------------------------------------------------------------
-    def after_epoch(self, trainer: Any) -> None:
+    def after_epoch(self, trainer: Trainer) -> None:
         """Re-size from this epoch's observed speed and validation/checkpoint cost."""
         now = self._now()
         times, self._epoch_iteration_times = self._epoch_iteration_times, []
@@ -372,8 +371,7 @@ class BudgetController:
                 {"at_iteration": trainer.state.iteration, "old": trainer.total_iterations, "new": total}
             )
             trainer.log.line(f"budget: {s_it:.3f} s/iteration now -> re-sized to {total} iterations")
-            trainer.total_iterations = max(total, trainer.state.iteration)
-            trainer.schedule.retarget(trainer.state.iteration, trainer.total_iterations)
+            trainer.resize(max(total, trainer.state.iteration))
 
     # -- records -------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:

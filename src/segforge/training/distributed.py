@@ -32,11 +32,14 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from segforge.errors import SegforgeError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.training.protocols import Trainer
 
 #: environment variable with the process-group timeout in seconds (default: see :func:`default_timeout_s`)
 TIMEOUT_ENV = "SEGFORGE_DIST_TIMEOUT_S"
@@ -284,7 +287,7 @@ def collective_failures(run: DistributedRun, where: Any) -> Iterator[None]:
 
 
 # -- batch dice -------------------------------------------------------------------------------------
-_LOCAL_ONLY = False  # True while the budget times passes rank by rank (no collectives allowed)
+_LOCAL_ONLY = False  # True while a pass must stay in this process (the DDP gradient check's reference)
 
 
 def sum_over_ranks(*tensors: Any) -> tuple[Any, ...]:
@@ -340,7 +343,7 @@ def _maybe_fault(run: DistributedRun, iteration: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def sync_iteration(trainer: Any, stop: Any) -> None:
+def sync_iteration(trainer: Trainer, stop: Any) -> None:
     """After every iteration: all ranks agree on a stop signal and on rank 0's schedule.
 
     One all-reduce (max) of ``[signal, rank 0's total, schedule changed]``; only when a rank's
@@ -367,17 +370,18 @@ def sync_iteration(trainer: Any, stop: Any) -> None:
     if changed or synced is None:
         schedule = run.broadcast(trainer.schedule.state_dict())
         if not run.is_main:
-            trainer.schedule = type(trainer.schedule).from_state(schedule)
-    trainer.total_iterations = total
-    trainer._dist_synced_total = total
+            trainer.load_schedule(schedule)  # rank 0's, already retargeted to its total
+    if total != trainer.total_iterations:
+        trainer.resize(total, retarget=False)
+    trainer._dist_synced_total = total  # DDP's own bookkeeping: the total all ranks last agreed on
 
 
-def before_training(trainer: Any) -> None:
-    """The budget's pre-training choices, made on every rank without collectives, rank 0's kept.
+def before_training(trainer: Trainer) -> None:
+    """The budget's pre-training choices, made on every rank, then rank 0's precision and schedule kept.
 
-    The budget times a few forward/backward passes; through DDP those would all-reduce, and
-    ranks that time a different number of candidates would wait on each other forever. So
-    the timing uses the plain network, and rank 0's precision and schedule then win.
+    Under torchrun the budget probes nothing (one precision and thread candidate, see
+    :meth:`.budget.BudgetController.make_probe`), and its steps are the trainer's own
+    ``train_step`` run by the loop, so no rank runs a pass outside DDP here.
     """
     if trainer.budget is None:
         return
@@ -385,16 +389,8 @@ def before_training(trainer: Any) -> None:
     if not run.active:
         trainer.budget.before_training(trainer)
         return
-    from segforge.training.device import PrecisionChoice
-
-    global _LOCAL_ONLY
-    model, trainer.model, _LOCAL_ONLY = trainer.model, trainer.network, True
-    try:
-        trainer.budget.before_training(trainer)
-    finally:
-        trainer.model, _LOCAL_ONLY = model, False
-    precision = run.broadcast(trainer.precision.name)
-    trainer.precision = PrecisionChoice(precision, trainer.device.type)
+    trainer.budget.before_training(trainer)
+    trainer.set_precision(run.broadcast(trainer.precision.name))
     trainer._dist_synced_total = None
     sync_iteration(trainer, _NoStop())
 

@@ -17,7 +17,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from segforge.training import checkpoint as ckpt
 from segforge.training import distributed, stop_request
 from segforge.training.callbacks import callbacks_of, epoch_row, run_start_data
 from segforge.training.signals import StopRequest, TrainingInterrupted, stop_on_signals
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.training.protocols import Trainer
 
 
 @dataclass
@@ -40,7 +43,7 @@ class TrainingResult:
     checkpoints: list[str] = field(default_factory=list)
 
 
-def run_training(trainer: Any, stop_after_epochs: int | None = None) -> TrainingResult:
+def run_training(trainer: Trainer, stop_after_epochs: int | None = None) -> TrainingResult:
     """Train until the schedule (or budget) is done, or ``stop_after_epochs`` epochs of this session."""
     log, callbacks = trainer.log, callbacks_of(trainer)
     epochs_this_session = 0
@@ -73,14 +76,14 @@ def run_training(trainer: Any, stop_after_epochs: int | None = None) -> Training
     return _result(trainer, "finished")
 
 
-def epoch_length(trainer: Any) -> int:
+def epoch_length(trainer: Trainer) -> int:
     """Iterations of the current epoch: a full epoch, or what is left of the schedule."""
     state = trainer.state
     started = state.iteration - state.iteration_in_epoch
     return min(trainer.params.iterations_per_epoch, trainer.total_iterations - started)
 
 
-def run_epoch(trainer: Any, stop: StopRequest) -> None:
+def run_epoch(trainer: Trainer, stop: StopRequest) -> None:
     """One epoch: its remaining training iterations, then validation and the epoch-end step."""
     state, callbacks = trainer.state, callbacks_of(trainer)
     epoch = state.epoch
@@ -119,7 +122,7 @@ def run_epoch(trainer: Any, stop: StopRequest) -> None:
         interrupt(trainer, stop)
 
 
-def interrupt(trainer: Any, stop: StopRequest) -> None:
+def interrupt(trainer: Trainer, stop: StopRequest) -> None:
     """Save ``checkpoint_latest.pt`` where training stands and raise :class:`TrainingInterrupted`."""
     trainer.log.line(f"{stop.name} received: saving {ckpt.LATEST} and stopping")
     trainer.save_checkpoint(ckpt.LATEST)
@@ -134,7 +137,7 @@ def interrupt(trainer: Any, stop: StopRequest) -> None:
     )
 
 
-def finish(trainer: Any) -> None:
+def finish(trainer: Trainer) -> None:
     """The end of training: optional final validation, final checkpoint, plot, manifest."""
     from segforge.training.progress_plot import plot_progress
     from segforge.training.run_dir import PROGRESS_PNG
@@ -163,13 +166,13 @@ def finish(trainer: Any) -> None:
     )
 
 
-def _run_end(trainer: Any, status: str, error: str | None = None) -> None:
+def _run_end(trainer: Trainer, status: str, error: str | None = None) -> None:
     """The ``run_end`` event, for every way the loop ends (after the last manifest write of the loop)."""
     data = {"status": status, "best_ema": trainer.state.best_ema, "final_pseudo_dice": trainer.final_pseudo_dice}
     callbacks_of(trainer).emit(trainer, "run_end", **data, elapsed_s=trainer.clock.elapsed(), error=error)
 
 
-def _result(trainer: Any, status: str) -> TrainingResult:
+def _result(trainer: Trainer, status: str) -> TrainingResult:
     folder = trainer.context.fold_folder
     return TrainingResult(
         status=status,
