@@ -14,26 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segforge.testing.cli import run_segforge as cli  # segforge ARGS in this process -> exit code
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from drive_png import DATASET, write_png_dataset  # noqa: E402
 from segforge_tiny_task import shrink_network  # noqa: E402
 
 RUN = Path(DATASET) / "2d" / "default__generic_unet__segforgePlans"
-
-
-def cli(*args: str) -> int:
-    from segforge import plugins
-    from segforge.cli.app import main
-
-    plugins.reset_manager()
-    try:
-        main(list(args))
-        return 0
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    finally:
-        plugins.reset_manager()
 
 
 def _folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,25 +12,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from segforge.testing.cli import run_segforge as cli  # segforge ARGS in this process -> exit code
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from segforge_tiny_task import shrink_network  # noqa: E402
 
 DATASET = "Task004_Hippocampus"
 N_CASES = 6
-
-
-def cli(*args: str) -> int:
-    from segforge import plugins
-    from segforge.cli.app import main
-
-    plugins.reset_manager()
-    try:
-        main(list(args))
-        return 0
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    finally:
-        plugins.reset_manager()
 
 
 def link_cases(msd: Path, raw: Path, test_folder: Path) -> list[str]:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segforge.testing.cli import run_segforge as cli  # segforge ARGS in this process -> exit code
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "configurations"))
 from drive_png import DATASET, write_png_dataset  # noqa: E402
 
@@ -36,20 +38,6 @@ NNUNET_PLAN = (
     "sys.argv = ['nnUNetv2_plan_and_preprocess', '-d', '42', '-c', '2d', '-npfp', '1', '--no_pp']; "
     "plan_and_preprocess_entry()"
 )
-
-
-def cli(*args: str) -> int:
-    from segforge import plugins
-    from segforge.cli.app import main
-
-    plugins.reset_manager()
-    try:
-        main(list(args))
-        return 0
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    finally:
-        plugins.reset_manager()
 
 
 @pytest.fixture(scope="module")
