@@ -7,12 +7,19 @@ with the same words would run.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from segforge.cli import render
+from segforge.cli.package_options import (
+    AuthorOption,
+    DescriptionOption,
+    LicenceOption,
+    OutputOption,
+    check_zip_output,
+    show_package,
+)
 from segforge.cli.predict_cmd import FOLDS_HELP
 from segforge.cli.run_options import NetworkOption, PlansOption, TrainerOption
 
@@ -20,29 +27,24 @@ from segforge.cli.run_options import NetworkOption, PlansOption, TrainerOption
 def export_model_command(
     ctx: typer.Context,
     task: Annotated[str, typer.Option("--task", "-t", "-d", help="Task number or name.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The package file to write (FILE.zip).")],
+    output: OutputOption,
     config: Annotated[str, typer.Option("--config", "-c", help="Configuration.")] = "3d_fullres",
     trainer: TrainerOption = None,
     network: NetworkOption = None,
     plans: PlansOption = None,
     folds: Annotated[Optional[list[str]], typer.Option("--folds", "-f", help=FOLDS_HELP)] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-chk", help="best, final or latest.")] = "final",
-    licence: Annotated[
-        Optional[str],
-        typer.Option("--licence", "--license", help="Licence of the weights, e.g. CC-BY-4.0."),
-    ] = None,
-    author: Annotated[Optional[list[str]], typer.Option("--author", help="Author for the model card (repeat).")] = None,
-    description: Annotated[Optional[str], typer.Option("--description", help="One-paragraph description.")] = None,
+    licence: LicenceOption = None,
+    author: AuthorOption = None,
+    description: DescriptionOption = None,
 ) -> None:
     """Write one zip holding what prediction needs: plans, checkpoints, postprocessing, plugins, model card."""
     from segforge.cli.predict_cmd import parse_folds
-    from segforge.errors import UsageError
     from segforge.packaging.model_source import find_model_dir
     from segforge.packaging.package_export import export_package
     from segforge.plugins import get_registries
 
-    if output.suffix != ".zip":
-        raise UsageError(f"{output}: a model package is a .zip file", hint="pass -o NAME.zip")
+    check_zip_output(output)
     registries = get_registries()
     fold_names = parse_folds(folds, list(ctx.args))
     run_dir = find_model_dir(task, None, config, trainer, network, plans, registries)
@@ -51,7 +53,7 @@ def export_model_command(
     needs = ", ".join(f"{r.dist}{r.specifier}" for r in manifest.requirements) or "no plugins"
     render.message(f"{manifest.model_dir}: fold(s) {', '.join(manifest.folds)}, checkpoint {manifest.checkpoint}; "
                    f"needs {needs}")  # fmt: skip
-    render.show(f"{output} ({output.stat().st_size / 1e6:.1f} MB, {len(manifest.files) + 1} files)")
+    show_package(output, manifest)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,22 +16,28 @@ from typing import Annotated, Optional
 import typer
 
 from segforge.cli import render
+from segforge.cli.package_options import (
+    AuthorOption,
+    DescriptionOption,
+    LicenceOption,
+    OutputOption,
+    check_zip_output,
+    show_package,
+)
 from segforge.cli.predict_cmd import FOLDS_HELP
 
 
 def import_nnunet_command(
     ctx: typer.Context,
     model_folder: Annotated[Path, typer.Argument(help="nnU-Net v2 model folder (plans.json, dataset.json, fold_N/).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The package file to write (FILE.zip).")],
+    output: OutputOption,
     folds: Annotated[Optional[list[str]], typer.Option("--folds", "-f", help=FOLDS_HELP)] = None,
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", "-chk", help="final, best or latest (checkpoint_final.pth...).")
     ] = "final",
-    licence: Annotated[
-        Optional[str], typer.Option("--licence", "--license", help="Licence of the weights, e.g. CC-BY-4.0.")
-    ] = None,
-    author: Annotated[Optional[list[str]], typer.Option("--author", help="Author for the model card (repeat).")] = None,
-    description: Annotated[Optional[str], typer.Option("--description", help="One-paragraph description.")] = None,
+    licence: LicenceOption = None,
+    author: AuthorOption = None,
+    description: DescriptionOption = None,
 ) -> None:
     """Turn an nnU-Net v2 model folder into a segforge model package (.zip)."""
     from segforge.cli.predict_cmd import parse_folds
@@ -42,8 +48,7 @@ def import_nnunet_command(
     from segforge.packaging.package_export import export_package
     from segforge.plugins import get_registries
 
-    if output.suffix != ".zip":
-        raise UsageError(f"{output}: a model package is a .zip file", hint="pass -o NAME.zip")
+    check_zip_output(output)
     if not is_nnunet_model_folder(model_folder):
         raise UsageError(
             f"{model_folder} is not an nnU-Net v2 model folder (plans.json, dataset.json, fold_N/checkpoint_*.pth)",
@@ -69,7 +74,7 @@ def import_nnunet_command(
         f"{model_folder} -> {manifest.model_dir}: fold(s) {', '.join(manifest.folds)}, "
         f"checkpoint {manifest.checkpoint}, network {manifest.network}"
     )
-    render.show(f"{output} ({output.stat().st_size / 1e6:.1f} MB, {len(manifest.files) + 1} files)")
+    show_package(output, manifest)
 
 
 def register(app: typer.Typer) -> None:
