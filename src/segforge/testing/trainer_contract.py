@@ -62,6 +62,13 @@ TRAINER_STEPS: dict[str, int] = {
     "load_pretrained": 1,
     "write_manifest": 1,
     "fit": 1,
+    # how the budget, torchrun and --continue change a run (segforge.training.protocols.Trainer)
+    "resize": 1,
+    "load_schedule": 1,
+    "set_precision": 1,
+    "set_threads": 1,
+    "after_training": 0,
+    "complete_after_training": 0,
 }
 SCHEDULE_METHODS = ("lr_at", "retarget", "state_dict")
 TASK, DATASET = "990", "Task990_TrainerContract"

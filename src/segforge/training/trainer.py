@@ -30,9 +30,10 @@ from segforge.training import checkpoint as ckpt
 from segforge.training import distributed
 from segforge.training.callbacks import Callbacks
 from segforge.training.clock import Clock
-from segforge.training.device import PrecisionChoice, configure_determinism, resolve_precision, set_threads
+from segforge.training.device import configure_determinism, resolve_precision, set_threads
 from segforge.training.params import TrainerParams
 from segforge.training.pseudo_dice import PseudoDice
+from segforge.training.run_controls import RunControls
 from segforge.training.run_loss import build_run_loss, resolve_loss
 from segforge.training.schedule import PolySchedule
 from segforge.training.state import TrainingState
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from segforge.training.run_setup import RunContext
 
 
-class DefaultTrainer:
+class DefaultTrainer(RunControls):
     """nnU-Net v2's default recipe: SGD (Nesterov, momentum 0.99, lr 1e-2, weight decay 3e-5), poly LR
     (exponent 0.9), 1000 epochs x 250 iterations, gradient clipping at 12, Dice+CE with deep supervision,
     fp16 AMP on CUDA / fp32 on CPU, EMA pseudo-Dice for the best checkpoint."""
@@ -398,48 +399,6 @@ class DefaultTrainer:
         if self.budget is not None and payload.get("budget"):
             self.budget.load_state_dict(payload["budget"])
         restore_rng_state(payload["rng"])
-
-    # -- what the budget, torchrun and resume change (through these methods only; see .protocols) ---
-    def resize(self, total: int, *, retarget: bool = True) -> None:
-        """End training after ``total`` iterations; with ``retarget`` the schedule still reaches its end there.
-
-        The time budget calls this when it sizes or re-sizes the run (``retarget=False`` for a hard
-        stop, where the LR of iterations never run does not matter). A schedule without
-        ``retarget`` keeps its curve: the run then ends at ``total`` with the LR as scheduled.
-        """
-        self.total_iterations = int(total)
-        if not retarget:
-            return
-        if hasattr(self.schedule, "retarget"):
-            self.schedule.retarget(self.state.iteration, self.total_iterations)
-        elif not getattr(self, "_warned_no_retarget", False):
-            self._warned_no_retarget = True
-            self.log.warning(f"{type(self.schedule).__name__} has no retarget(): the LR follows its own total")
-
-    def load_schedule(self, state: dict[str, Any]) -> None:
-        """Adopt a stored schedule (a checkpoint's, or rank 0's under torchrun) of ``make_schedule``'s kind."""
-        self.schedule = type(self.schedule).from_state(state)
-
-    def set_precision(self, name: str) -> None:
-        """Train at ``name`` (bf16/fp32/fp16) from the next step: the budget's probe and choice, rank 0's under DDP."""
-        self.precision = PrecisionChoice(name, self.device.type)
-
-    def set_threads(self, threads: int) -> None:
-        """Use ``threads`` torch threads from the next step (recorded in the params, so checkpoints keep it)."""
-        set_threads(threads)
-        self.params = self.params.model_copy(update={"threads": threads})
-
-    def after_training(self) -> None:
-        """Rank 0, once training finished: next-stage predictions and held-out validation (:mod:`.after_training`)."""
-        from segforge.training.after_training import end_of_training
-
-        end_of_training(self)
-
-    def complete_after_training(self) -> None:
-        """``--continue`` of a finished run: what an interrupted :meth:`after_training` left undone."""
-        from segforge.training.after_training import complete_end_of_training
-
-        complete_end_of_training(self)
 
     def load_pretrained(self, path: Any) -> None:
         """Initialise the network from another checkpoint's weights (matching names and shapes only)."""
