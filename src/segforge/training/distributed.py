@@ -343,7 +343,15 @@ def _maybe_fault(run: DistributedRun, iteration: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def sync_iteration(trainer: Trainer, stop: Any) -> None:
+@dataclass
+class ScheduleAgreement:
+    """What the ranks last agreed on, kept by the loop for one run: the total iterations (``None``
+    before the first agreement, when rank 0's schedule is broadcast whatever happened)."""
+
+    total: int | None = None
+
+
+def sync_iteration(trainer: Trainer, stop: Any, agreement: ScheduleAgreement) -> None:
     """After every iteration: all ranks agree on a stop signal and on rank 0's schedule.
 
     One all-reduce (max) of ``[signal, rank 0's total, schedule changed]``; only when a rank's
@@ -359,7 +367,7 @@ def sync_iteration(trainer: Trainer, stop: Any) -> None:
 
     _maybe_fault(run, trainer.state.iteration)
     total = int(trainer.total_iterations)
-    synced = getattr(trainer, "_dist_synced_total", None)
+    synced = agreement.total
     changed = int(synced is not None and synced != total)  # any rank's budget touched its schedule
     mine = [int(stop.signum or 0), total if run.is_main else -1, changed]
     agreed = torch.tensor(mine, dtype=torch.int64, device=run.comm_device)
@@ -373,26 +381,26 @@ def sync_iteration(trainer: Trainer, stop: Any) -> None:
             trainer.load_schedule(schedule)  # rank 0's, already retargeted to its total
     if total != trainer.total_iterations:
         trainer.resize(total, retarget=False)
-    trainer._dist_synced_total = total  # DDP's own bookkeeping: the total all ranks last agreed on
+    agreement.total = total
 
 
-def before_training(trainer: Trainer) -> None:
+def before_training(trainer: Trainer) -> ScheduleAgreement:
     """The budget's pre-training choices, made on every rank, then rank 0's precision and schedule kept.
 
     Under torchrun the budget probes nothing (one precision and thread candidate, see
     :meth:`.budget.BudgetController.make_probe`), and its steps are the trainer's own
-    ``train_step`` run by the loop, so no rank runs a pass outside DDP here.
+    ``train_step`` run by the loop, so no rank runs a pass outside DDP here. Returns the
+    ranks' agreement for :func:`sync_iteration` to keep up to date.
     """
+    agreement = ScheduleAgreement()
     if trainer.budget is None:
-        return
+        return agreement
     run: DistributedRun = getattr(trainer, "dist", _CURRENT)
-    if not run.active:
-        trainer.budget.before_training(trainer)
-        return
     trainer.budget.before_training(trainer)
-    trainer.set_precision(run.broadcast(trainer.precision.name))
-    trainer._dist_synced_total = None
-    sync_iteration(trainer, _NoStop())
+    if run.active:
+        trainer.set_precision(run.broadcast(trainer.precision.name))
+        sync_iteration(trainer, _NoStop(), agreement)
+    return agreement
 
 
 class _NoStop:

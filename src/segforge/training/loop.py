@@ -50,10 +50,10 @@ def run_training(trainer: Trainer, stop_after_epochs: int | None = None) -> Trai
     with stop_on_signals() as stop:
         log.start_progress()
         try:
-            distributed.before_training(trainer)  # the budget's choices (rank 0's under torchrun)
+            agreement = distributed.before_training(trainer)  # the budget's choices (rank 0's under torchrun)
             callbacks.emit(trainer, "run_start", **run_start_data(trainer))
             while not trainer.done():
-                run_epoch(trainer, stop)
+                run_epoch(trainer, stop, agreement)
                 epochs_this_session += 1
                 if stop_after_epochs is not None and epochs_this_session >= stop_after_epochs and not trainer.done():
                     trainer.save_checkpoint(ckpt.LATEST)
@@ -83,8 +83,12 @@ def epoch_length(trainer: Trainer) -> int:
     return min(trainer.params.iterations_per_epoch, trainer.total_iterations - started)
 
 
-def run_epoch(trainer: Trainer, stop: StopRequest) -> None:
-    """One epoch: its remaining training iterations, then validation and the epoch-end step."""
+def run_epoch(trainer: Trainer, stop: StopRequest, agreement: distributed.ScheduleAgreement | None = None) -> None:
+    """One epoch: its remaining training iterations, then validation and the epoch-end step.
+
+    ``agreement``: what the torchrun ranks last agreed on (kept by :func:`run_training` across epochs).
+    """
+    agreement = agreement if agreement is not None else distributed.ScheduleAgreement()
     state, callbacks = trainer.state, callbacks_of(trainer)
     epoch = state.epoch
     trainer.on_epoch_start(epoch)
@@ -107,7 +111,7 @@ def run_epoch(trainer: Trainer, stop: StopRequest) -> None:
         if trainer.budget is not None:
             trainer.budget.after_iteration(trainer)
         stop_request.poll(trainer)  # `segforge stop` / SIGUSR1: anneal to 0 over a short tail, then finish
-        distributed.sync_iteration(trainer, stop)  # under torchrun: all ranks stop, or go on, together
+        distributed.sync_iteration(trainer, stop, agreement)  # under torchrun: all ranks stop, or go on, together
         if stop.requested:
             interrupt(trainer, stop)
     train_loss = float(np.mean(losses)) if losses else math.nan
@@ -117,7 +121,7 @@ def run_epoch(trainer: Trainer, stop: StopRequest) -> None:
     callbacks.emit(trainer, "epoch_end", epoch, **epoch_row(trainer))
     if trainer.budget is not None:
         trainer.budget.after_epoch(trainer)
-    distributed.sync_iteration(trainer, stop)
+    distributed.sync_iteration(trainer, stop, agreement)
     if stop.requested:
         interrupt(trainer, stop)
 
