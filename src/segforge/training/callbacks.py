@@ -35,9 +35,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.training.protocols import Trainer
 
 #: every event a callback can receive, in the order a run produces them
 EVENTS: tuple[str, ...] = ("run_start", "train_step_end", "validation_end", "epoch_end", "checkpoint_saved", "run_end")
@@ -151,7 +154,7 @@ class Callbacks:
     def records(self) -> list[dict[str, Any]]:
         return [s.record() for s in self.selected]
 
-    def emit(self, trainer: Any, name: str, epoch: int | None = None, /, **data: Any) -> None:
+    def emit(self, trainer: Trainer, name: str, epoch: int | None = None, /, **data: Any) -> None:
         """Deliver event ``name`` to every live callback (rank 0 only unless a callback asks for all ranks)."""
         if not self.selected:
             return
@@ -182,13 +185,13 @@ class Callbacks:
                 )
 
 
-def callbacks_of(trainer: Any) -> Callbacks:
+def callbacks_of(trainer: Trainer) -> Callbacks:
     """The trainer's callbacks (none for a duck-typed trainer that has no ``callbacks`` attribute)."""
     callbacks = getattr(trainer, "callbacks", None)
     return callbacks if isinstance(callbacks, Callbacks) else Callbacks()
 
 
-def run_start_data(trainer: Any) -> dict[str, Any]:
+def run_start_data(trainer: Trainer) -> dict[str, Any]:
     """What ``run_start`` tells a callback about the run."""
     ctx, state = trainer.context, trainer.state
     return {
@@ -206,7 +209,7 @@ def run_start_data(trainer: Any) -> dict[str, Any]:
     }
 
 
-def epoch_row(trainer: Any) -> dict[str, Any]:
+def epoch_row(trainer: Trainer) -> dict[str, Any]:
     """The last logged epoch (train/val loss, pseudo Dice per class, EMA, lr, seconds, iterations)."""
     logs = trainer.state.logs
     row = {key: values[-1] for key, values in logs.items() if values}

@@ -40,6 +40,7 @@ from segforge.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from segforge.config.plans import ConfigurationPlan
     from segforge.data.case_store import CaseProperties
+    from segforge.training.protocols import Trainer
     from segforge.training.run_setup import RunContext
 
 
@@ -141,7 +142,7 @@ def next_stage_cases(context: RunContext) -> list[str]:
     return list(context.train_ids) if context.fold == "all" else list(context.val_ids)
 
 
-def write_next_stage_predictions(trainer: Any, overwrite: bool = True) -> int:
+def write_next_stage_predictions(trainer: Trainer, overwrite: bool = True) -> int:
     """Predict this fold's cases for the next stage (see the module docstring); returns how many were written.
 
     At the end of training every case is (re)written: files of an earlier model of this fold must

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segforge.training.callbacks import callbacks_of
 from segforge.training.run_dir import command_line, environment, plans_digest, plugin_versions
 from segforge.training.stop_request import stop_record
 from segforge.training.time_account import time_spent
 
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.training.protocols import Trainer
+
 
 def _component(entry: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": entry.name, "version": entry.version, "origin": entry.origin.as_dict(), "params": params}
 
 
-def _labelled(trainer: Any, values: list[float] | None) -> dict[str, float] | None:
+def _labelled(trainer: Trainer, values: list[float] | None) -> dict[str, float] | None:
     if values is None:
         return None
     names = {v: k for k, v in trainer.context.plans.labels.items()}
     return {names.get(i + 1, str(i + 1)): v for i, v in enumerate(values)}
 
 
-def build_manifest(trainer: Any, status: str) -> dict[str, Any]:
+def build_manifest(trainer: Trainer, status: str) -> dict[str, Any]:
     """Versions, components, plans digest, command, seeds, device and budget decisions of a run."""
     from segforge.plugins import get_manager, get_registries
 

@@ -26,7 +26,10 @@ import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segforge.training.protocols import Trainer
 
 #: load + export + write + evaluate of one small case, besides its forward passes (hippocampus fold 0 on
 #: a shared 2-core CPU: 40 cases in 19.3 s, of which 278 timed passes 15.5 s, so ~0.1 s per case; kept a
@@ -66,7 +69,7 @@ def tiles_per_case(shape: list[int], patch: tuple[int, ...]) -> int:
     return tiles * math.prod(int(s) for s in shape[:lead])
 
 
-def end_prediction_cases(trainer: Any) -> list[str]:
+def end_prediction_cases(trainer: Trainer) -> list[str]:
     """Cases predicted after training: validation (unless switched off or deferred) and the next stage's inputs.
 
     A budgeted fold ``all`` run defers its validation (:mod:`.fold_all_budget`): nothing is reserved for it.
@@ -83,7 +86,7 @@ def end_prediction_cases(trainer: Any) -> list[str]:
     return cases
 
 
-def end_prediction_cost(trainer: Any) -> EndPredictionCost:
+def end_prediction_cost(trainer: Trainer) -> EndPredictionCost:
     """Count the passes from the preprocessed case properties of the run's data folder."""
     from segforge.data.case_store import read_properties
     from segforge.errors import SegforgeError
@@ -108,7 +111,7 @@ def end_prediction_cost(trainer: Any) -> EndPredictionCost:
     return EndPredictionCost(len(cases), passes, export_s)
 
 
-def time_patch_forward(trainer: Any) -> float:
+def time_patch_forward(trainer: Trainer) -> float:
     """Seconds per patch of prediction's forward passes, timed on the trainer's network now.
 
     As the predictor runs them: eval mode, no gradients, its ``auto`` precision, as many patches

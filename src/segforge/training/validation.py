@@ -29,6 +29,7 @@ from segforge.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from segforge.evaluation.evaluate_folder import EvaluationSummary
+    from segforge.training.protocols import Trainer
     from segforge.training.run_setup import RunContext, RunRequest
 
 VALIDATION_FOLDER = "validation"
@@ -177,7 +178,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def validate_after_training(trainer: Any) -> ValidationResult | None:
+def validate_after_training(trainer: Trainer) -> ValidationResult | None:
     """The end-of-training step: validation unless the trainer's ``run_validation`` param is off."""
     if not getattr(trainer.params, "run_validation", True):
         trainer.log.line("validation: skipped (run_validation=false)")
