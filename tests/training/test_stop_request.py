@@ -17,13 +17,15 @@ from segforge_tiny_task import TASK, fold_dir, make_request
 from segforge.training import stop_request
 from segforge.training.api import train
 from segforge.training.checkpoint import load_checkpoint
+from segforge.training.run_controls import RunControls
 from segforge.training.schedule import PolySchedule
 from segforge.training.stop_request import RUNNING_FILE, STOP_FILE, StopTail, write_stop_request
 from segforge.training.trainer import DefaultTrainer
 
 
-class FakeTrainer:
-    """What the tail touches: schedule, total, counters, rank, fold folder, log, manifest."""
+class FakeTrainer(RunControls):
+    """What the tail touches: schedule, total, counters, rank, fold folder, log, manifest (and the trainer's
+    run controls, resize/load_schedule, through which the tail changes the schedule)."""
 
     def __init__(self, folder, schedule: PolySchedule) -> None:
         self.schedule = schedule

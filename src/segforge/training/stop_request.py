@@ -203,8 +203,8 @@ class StopTail:
             self.tail_schedule = _schedule_state(trainer)
         elif total > final:
             if self.tail_schedule is not None and hasattr(trainer.schedule, "from_state"):
-                trainer.schedule = type(trainer.schedule).from_state(self.tail_schedule)
-                trainer.total_iterations = final
+                trainer.load_schedule(self.tail_schedule)
+                trainer.resize(final, retarget=False)
             else:
                 _retarget(trainer, trainer.state.iteration, final)
 
@@ -227,15 +227,15 @@ def _sized(trainer: Any) -> bool:
 
 
 def _retarget(trainer: Any, iteration: int, final: int) -> None:
-    """End the schedule at ``final``: the LR continues from its current value and decays per iteration."""
+    """End the schedule at ``final``: the LR continues from its current value and decays per iteration.
+
+    Through :meth:`~segforge.training.run_controls.RunControls.resize` (re-targets at the current
+    iteration, which ``iteration`` is at both call sites; warns for a schedule without ``retarget``).
+    """
+    trainer.resize(final)
     schedule = trainer.schedule
-    if hasattr(schedule, "retarget"):
-        schedule.retarget(iteration, final)
-        if hasattr(schedule, "step_every"):  # an epoch-stepped poly LR would not move within a short tail
-            schedule.step_every = 1
-    else:
-        trainer.log.warning(f"{type(schedule).__name__} has no retarget(): training ends at {final}, LR as scheduled")
-    trainer.total_iterations = final
+    if hasattr(schedule, "retarget") and hasattr(schedule, "step_every"):  # an epoch-stepped poly LR
+        schedule.step_every = 1  # would not move within a short tail
 
 
 def attach(trainer: Any, resume: dict[str, Any] | None) -> StopTail:
