@@ -31,8 +31,8 @@ DICOM_PREDICT = ("predict", "-i", "{root}/dicom_in", "-o", "{out}", "-m", "{fold
 def _case_folder(ws: Workspace, *, needs_plugin: bool) -> Path:
     if not SERIES.is_dir():
         pytest.skip(f"the TotalSegmentator DICOM example was not found at {SERIES} (set SEGFORGE_TEST_DATA)")
-    if needs_plugin and importlib.util.find_spec("segforge_dicom") is None:
-        pytest.skip("segforge-dicom is not installed (nox -s plugins installs it)")
+    if needs_plugin and not all(importlib.util.find_spec(m) for m in ("segforge_dicom", "pydicom")):
+        pytest.skip("segforge-dicom (with pydicom) is not installed (nox -s plugins installs it)")
     folder = ws.root / "dicom_in" / "patient"
     shutil.copytree(SERIES, folder)
     return folder
@@ -40,9 +40,9 @@ def _case_folder(ws: Workspace, *, needs_plugin: bool) -> Path:
 
 def _two_series(ws: Workspace) -> None:
     """The series plus a renamed copy of it with another SeriesInstanceUID and description."""
+    folder = _case_folder(ws, needs_plugin=True)
     import pydicom
 
-    folder = _case_folder(ws, needs_plugin=True)
     for path in sorted(SERIES.iterdir()):
         ds = pydicom.dcmread(path)
         ds.SeriesInstanceUID, ds.SeriesDescription = "1.2.826.0.1.3680043.8.498.77", "CT copy"
@@ -51,9 +51,9 @@ def _two_series(ws: Workspace) -> None:
 
 def _missing_slice(ws: Workspace) -> None:
     """The series without its 11th slice along z (the file names are not in slice order)."""
+    folder = _case_folder(ws, needs_plugin=True)
     import pydicom
 
-    folder = _case_folder(ws, needs_plugin=True)
     files = sorted(folder.iterdir(), key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True)
                                                          .ImagePositionPatient[2]))  # fmt: skip
     files[10].unlink()
