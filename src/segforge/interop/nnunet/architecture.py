@@ -2,11 +2,13 @@
 
 nnU-Net names its network by import path (``dynamic_network_architectures.architectures.unet.PlainConvUNet``)
 with keyword arguments whose layer types are import paths too (``torch.nn.modules.conv.Conv3d``).
-segforge never imports by path from an artifact: the two U-Nets nnU-Net ships are the builtin
+The builtin U-Nets never import by path from an artifact: the two U-Nets nnU-Net ships are the builtin
 ``generic_unet`` (PlainConvUNet) and ``residual_unet`` (ResidualEncoderUNet), built from the same
 topology, so the kwargs are translated field by field and the layer types looked up in small
 tables. Anything those networks cannot express (other classes, bottleneck blocks, ``nonlin_first``,
-norms and non-linearities outside the tables) is refused with one line naming the plans field.
+norms and non-linearities outside the tables) is refused with one line naming the plans field;
+where nnU-Net's own network package is installed, the import falls back to its class instead
+(:mod:`.dna_network`, which resolves import paths inside an allow-list only).
 
 Weights: dynamic_network_architectures registers every conv unit twice (``conv`` and the
 ``all_modules`` Sequential holding the same tensors) and the encoder again under
@@ -194,3 +196,21 @@ def convert_state_dict(
             hint="the checkpoint does not belong to this plans.json; copy the whole model folder again",
         )
     return {k: out[k] for k in target}
+
+
+def same_state_dict(
+    nnunet_state: dict[str, torch.Tensor], target: dict[str, torch.Tensor], where: str
+) -> dict[str, torch.Tensor]:
+    """nnU-Net's weights for nnU-Net's own class (``nnunet_dna``): the same names and shapes, or ConfigError."""
+    hint = "the checkpoint does not belong to this plans.json; copy the whole model folder again"
+    unknown = [k for k in nnunet_state if k not in target]
+    missing = [k for k in target if k not in nnunet_state]
+    if unknown or missing:
+        what = f"has weight '{unknown[0]}' the network lacks" if unknown else f"lacks weight '{missing[0]}'"
+        raise ConfigError(f"{where}: the checkpoint {what} ({len(unknown)} unknown, {len(missing)} missing)",
+                          hint=hint)  # fmt: skip
+    for key, tensor in nnunet_state.items():
+        if tuple(tensor.shape) != tuple(target[key].shape):
+            raise ConfigError(f"{where}: weight '{key}' has shape {list(tensor.shape)}, the network's "
+                              f"{list(target[key].shape)}", hint=hint)  # fmt: skip
+    return {k: nnunet_state[k].detach().clone() for k in target}

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from segforge.errors import ConfigError, UsageError
-from segforge.interop.nnunet.architecture import convert_state_dict, network_spec
+from segforge.interop.nnunet import dna_network
+from segforge.interop.nnunet.architecture import convert_state_dict, network_spec, same_state_dict
 from segforge.interop.nnunet.checkpoint import load_nnunet_checkpoint
 from segforge.interop.nnunet.plans import convert_plans, legacy_architecture, read_json, resolved_configuration
 
@@ -79,7 +81,7 @@ def _segforge_network(plans_json: dict[str, Any], configuration: str, where: str
             f"{where}: configurations.{configuration} has no architecture",
             hint="copy plans.json again from nnU-Net's results",
         )
-    name, params = network_spec(architecture, f"{where} (configurations.{configuration}.architecture)")
+    name, params = _network_or_dna(architecture, f"{where} (configurations.{configuration}.architecture)")
     entry = get_registries().network.entry(name)
     try:
         parsed = entry.component.parse_params(params)
@@ -90,6 +92,29 @@ def _segforge_network(plans_json: dict[str, Any], configuration: str, where: str
             hint="predict this model with nnU-Net itself",
         ) from None
     return name, entry.version, parsed.model_dump(mode="json"), entry
+
+
+def _network_or_dna(architecture: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    """The builtin U-Net for the architecture or, where that cannot express it, nnU-Net's own class.
+
+    The fallback needs dynamic_network_architectures (:mod:`.dna_network`); without it the
+    refusal names the pip line that enables it.
+    """
+    try:
+        return network_spec(architecture, where)
+    except ConfigError as exc:
+        if not dna_network.available():
+            raise ConfigError(
+                exc.message,
+                hint=f"pip install {dna_network.DIST} (segforge then runs nnU-Net's own network class), "
+                "or predict this model with nnU-Net itself",
+            ) from None
+    requires = architecture.get("_kw_requires_import") or []
+    return dna_network.NnunetDnaBuilder.name, {
+        "network_class_name": str(architecture.get("network_class_name", "")),
+        "arch_kwargs": dict(architecture.get("arch_kwargs") or {}),
+        "requires_import": [str(k) for k in requires],
+    }
 
 
 def _target_state(entry: Any, params: dict[str, Any], in_channels: int, num_classes: int) -> dict[str, Any]:
@@ -206,12 +231,17 @@ def to_model_directory(
                 "deep_supervision": False,
                 "origin": entry.origin.as_dict(),
             }
+            if name == dna_network.NnunetDnaBuilder.name:  # a model package must name nnU-Net's network package
+                network.update(dist=dna_network.DIST, dist_version=metadata.version(dna_network.DIST))
         elif conf_name != configuration:
             raise ConfigError(
                 f"{path} was trained as {conf_name}, the other folds as {configuration}",
                 hint="pass --folds with folds of one configuration",
             )
-        weights = convert_state_dict(payload["network_weights"], target, str(path))
+        if network["name"] == dna_network.NnunetDnaBuilder.name:  # nnU-Net's class: its own weight names
+            weights = same_state_dict(payload["network_weights"], target, str(path))
+        else:
+            weights = convert_state_dict(payload["network_weights"], target, str(path))
         source = f"{path.parent.name}/{path.name}"
         converted.append((path.parent.name, _segforge_payload(payload, plans, configuration, network, weights, source)))
         del payload
