@@ -52,6 +52,26 @@ def test_2d_is_chosen_when_3d_would_get_too_few_steps():
     assert [c["expected_iterations"] for c in plan.considered] == [177, 1600]
 
 
+def test_2d_needs_its_own_step_count_so_a_short_budget_takes_the_narrow_2d_network():
+    """The 5-minute fp32 run (speeds as its probe measured them): full-width 2d would get ~550 steps.
+
+    That is enough for 3D's 250, not for 2D's 1000. Measured on the hippocampus data: 498
+    full-width 2d steps gave Dice 0.76/0.81, 2521 half-width ones 0.845/0.830 in the same 5 minutes.
+    """
+    ladder = option_ladder([HIPPO_3D, HIPPO_2D], lambda o: True)
+    speeds = FakeSpeeds(**{"3d_fullres": 3.11, "2d": 0.41})
+    plan = choose_option(PlanInputs(300, min_iterations=250, spent_s=15, min_iterations_2d=1000), ladder, speeds)
+    assert (plan.option.configuration, plan.option.width) == ("2d", 0.5)
+    assert plan.expected_iterations == 1552
+    assert "2d (patch 56x40, batch 16) would get only 548 steps (< 1000)" in plan.reasons[0]
+    assert "3d_fullres (patch 40x56x40, batch 2, width x0.5) would get only 204 steps (< 250)" in plan.reasons[0]
+    # without a 2D count of its own the full-width 2d network would have been taken
+    assert choose_option(PlanInputs(300, min_iterations=250, spent_s=15), ladder, speeds).option == HIPPO_2D
+    # 10 minutes: full-width 2d reaches its 1000 steps
+    plan = choose_option(PlanInputs(600, min_iterations=250, spent_s=15, min_iterations_2d=1000), ladder, speeds)
+    assert plan.option == HIPPO_2D and plan.expected_iterations == 1134
+
+
 def test_a_fixed_configuration_goes_narrower_then_smaller():
     """--config 3d_fullres on a slow machine: half width first, then a smaller patch as well."""
     ladder = option_ladder([HIPPO_3D], lambda o: True, lambda o: (32, 48, 32))

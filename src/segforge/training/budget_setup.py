@@ -111,13 +111,13 @@ def plan_budget_run(
         set_threads(threads[0])
     deadline = Deadline(clock.session, b.probe_share * budget_s)
     speeds = ScaledSpeeds()
-    inputs = PlanInputs(budget_s, b.min_iterations, b.train_share, clock.elapsed())
+    inputs = PlanInputs(budget_s, b.min_iterations, b.train_share, clock.elapsed(), b.min_iterations_2d)
     for option in planned:
         ctx = by_name[option.configuration]
         seconds = _time_option(ctx, option, device, PrecisionChoice(precision, device.type), deadline)
         if seconds is not None:
             speeds.add(option, seconds)
-            if choose_option(inputs, [option], speeds).expected_iterations >= b.min_iterations:
+            if choose_option(inputs, [option], speeds).expected_iterations >= inputs.required_steps(option):
                 break  # the best remaining option already gets its steps: cheaper ones need no timing
     widths = {name: _half_width(ctx) for name, ctx in by_name.items()}
     ladder = option_ladder(

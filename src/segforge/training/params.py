@@ -35,7 +35,10 @@ class BudgetParams(_Params):
         16, ge=1, description="2D batch size in budget mode (slices are small: more per step); None = as planned"
     )
     min_iterations: int = Field(
-        250, ge=1, description="optimizer steps a run needs to converge: fewer -> a cheaper configuration/network"
+        250, ge=1, description="optimizer steps a 3D run needs to converge: fewer -> a cheaper configuration/network"
+    )
+    min_iterations_2d: int = Field(
+        1000, ge=1, description="the same for a 2D run (a 2D sample is one slice: about four times the steps)"
     )
     train_share: float = Field(
         0.8, gt=0, le=1, description="share of the budget expected for training steps when choosing what to train"
