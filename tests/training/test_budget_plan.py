@@ -67,9 +67,11 @@ def test_2d_needs_its_own_step_count_so_a_short_budget_takes_the_narrow_2d_netwo
     assert "3d_fullres (patch 40x56x40, batch 2, width x0.5) would get only 204 steps (< 250)" in plan.reasons[0]
     # without a 2D count of its own the full-width 2d network would have been taken
     assert choose_option(PlanInputs(300, min_iterations=250, spent_s=15), ladder, speeds).option == HIPPO_2D
-    # 10 minutes: full-width 2d reaches its 1000 steps
+    # 10 minutes: the half-width 3D network gets its 250 steps, tried before full-width 2d (1134 steps)
+    assert [(o.configuration, o.width) for o in ladder] == [("3d_fullres", 1.0), ("3d_fullres", 0.5), ("2d", 1.0),
+                                                            ("2d", 0.5)]  # fmt: skip
     plan = choose_option(PlanInputs(600, min_iterations=250, spent_s=15, min_iterations_2d=1000), ladder, speeds)
-    assert plan.option == HIPPO_2D and plan.expected_iterations == 1134
+    assert (plan.option.configuration, plan.option.width) == ("3d_fullres", 0.5) and plan.expected_iterations == 422
 
 
 def test_a_fixed_configuration_goes_narrower_then_smaller():
