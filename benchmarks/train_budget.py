@@ -43,45 +43,10 @@ import sys
 import time
 from pathlib import Path
 
+from _nnunet_budget import run_nnunet_budget
 from _paths import hippocampus_msd, nnunet_ref, peer_python, work_dir
 
 SEGFORGE = [sys.executable, "-m", "segforge"]
-
-# Runs inside the nnU-Net venv: the stock trainer, stopped at the budget (seconds since process start).
-NNUNET_DRIVER = r"""
-import json, os, sys, time
-T0 = time.monotonic()
-budget, fold, out = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-import torch
-torch.set_num_threads(os.cpu_count())
-from nnunetv2.run.run_training import get_trainer_from_args
-trainer = get_trainer_from_args("4", "3d_fullres", fold, "nnUNetTrainer", "nnUNetPlans", device=torch.device("cpu"))
-trainer.on_train_start()
-times, iterations, done = [], 0, False
-while not done and trainer.current_epoch < trainer.num_epochs:
-    trainer.on_epoch_start(); trainer.on_train_epoch_start()
-    outputs = []
-    for _ in range(trainer.num_iterations_per_epoch):
-        t = time.monotonic()
-        outputs.append(trainer.train_step(next(trainer.dataloader_train)))
-        times.append(time.monotonic() - t); iterations += 1
-        if time.monotonic() - T0 >= budget:
-            done = True; break
-    trainer.on_train_epoch_end(outputs)
-    with torch.no_grad():
-        trainer.on_validation_epoch_start()
-        n_val = 2 if done else trainer.num_val_iterations_per_epoch
-        vals = [trainer.validation_step(next(trainer.dataloader_val)) for _ in range(n_val)]
-        trainer.on_validation_epoch_end(vals)
-    trainer.on_epoch_end()
-lr = trainer.optimizer.param_groups[0]["lr"]
-train_wall = time.monotonic() - T0
-trainer.on_train_end()
-trainer.perform_actual_validation(False)
-summary = json.load(open(os.path.join(trainer.output_folder, "validation", "summary.json")))
-json.dump({"iterations": iterations, "s_per_iteration": sum(times[1:]) / max(len(times) - 1, 1), "final_lr": lr,
-           "train_wall_s": train_wall, "dice": {k: v["Dice"] for k, v in summary["mean"].items()}}, open(out, "w"))
-"""
 
 
 def run(cmd: list[str], env: dict[str, str], log: Path) -> float:
@@ -193,11 +158,11 @@ def nnunet_side(args: argparse.Namespace, work: Path, budget: float, splits_from
     shutil.rmtree(results, ignore_errors=True)
     env = {**os.environ, "nnUNet_raw": str(ref / "nnUNet_raw"), "nnUNet_preprocessed": str(pre),
            "nnUNet_results": str(results)}  # fmt: skip
-    out = work / "nnunet_result.json"
     with cpu_hog(args.hog):
-        run([str(python), "-c", NNUNET_DRIVER, str(budget * 60), str(args.fold), str(out)],
-            env, work / "nnunet.log")  # fmt: skip
-    return {"budget_min": budget, **json.loads(out.read_text())}
+        result = run_nnunet_budget(python, env, budget_s=budget * 60, dataset="4", configuration="3d_fullres",
+                                   fold=str(args.fold), out=work / "nnunet_result.json", log=work / "nnunet.log",
+                                   validate=True)  # fmt: skip
+    return {"budget_min": budget, **result}
 
 
 def table(rows: list[tuple[str, dict]]) -> str:
