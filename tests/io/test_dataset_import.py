@@ -234,3 +234,20 @@ def test_rgb_png_with_gif_masks_and_a_changed_file_ending(tmp_path: Path) -> Non
     written = sitk.ReadImage(str(tmp_path / "raw" / "Task509_N" / "imagesTr" / "c1_0000.nii.gz"))
     assert written.GetSpacing() == (1.5, 1.0, 2.0)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(written), np.arange(480).reshape(SHAPE))
+
+
+def test_rgb_tiff_converted_to_png_keeps_its_three_channels(tmp_path: Path) -> None:
+    """DRIVE for nnU-Net's PNG reader: RGB TIFFs re-written as RGB PNG (8-bit, pixel for pixel)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    (tmp_path / "src").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "src" / "a.tif")
+    Image.fromarray(np.where(pixels[..., 0] > 128, 255, 0).astype(np.uint8)).save(tmp_path / "src" / "a_mask.gif")
+    matched = match_cases(tmp_path / "src", {"R,G,B": "{case}.tif"}, "{case}_mask.gif")
+    import_dataset([CaseFiles(*m) for m in matched], "Task510_Rgb", labels={"v": 1}, label_map=["0=0,255=1"],
+                   file_ending=".png", raw_root=tmp_path / "raw")  # fmt: skip
+    written = Image.open(tmp_path / "raw" / "Task510_Rgb" / "imagesTr" / "a_0000.png")
+    assert written.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(written), pixels)

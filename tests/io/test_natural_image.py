@@ -175,3 +175,15 @@ def test_header_geometry_ignores_dpi_as_the_reader_does(tmp_path: Path) -> None:
     assert header_geometry(tmp_path / "c_0000.tif") == ((50, 40), (25.4, 25.4))  # SimpleITK: 1 inch per pixel
     assert header_geometry_for(tmp_path / "c_0000.tif") == ((1, 50, 40), (999.0, 1.0, 1.0))
     assert header_geometry_for(tmp_path / "missing.png") is None
+
+
+def test_rgb_is_written_from_channels_first_integers_only(tmp_path: Path) -> None:
+    io = NaturalImage2DIO()
+    pixels = np.random.default_rng(3).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    data, props = io.read_images([tmp_path / "in.png"])  # [3, 1, y, x] float32
+    io.write_image(data.astype(np.uint8), tmp_path / "out.png", props, dtype=None)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), pixels)
+    with pytest.raises(ConfigError, match="RGB pixels are float32"):
+        io.write_image(data, tmp_path / "float.png", props, dtype=None)
+    assert not (tmp_path / "float.png").exists()

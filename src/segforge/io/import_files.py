@@ -110,11 +110,25 @@ def _convert_image(job: FileJob) -> None:
                 hint="the mask must be on the image's grid (same shape, spacing, origin, direction)",
             )
         data[:, ~(mask[0] > 0)] = 0
+    from segforge.io.natural_image import NaturalImage2DIO
+
     writer = image_io_for(job.dst)
+    if isinstance(writer, NaturalImage2DIO):  # 8/16-bit pixels stay integers: PNG/BMP/GIF and RGB need them
+        data = _integer_if_exact(data)
     if data.shape[0] == 1:
         writer.write_image(data[0], job.dst, props, dtype=None)
     else:  # a multi-component image (RGB) written by an IO that takes channels first
         writer.write_image(data, job.dst, props, dtype=None)
+
+
+def _integer_if_exact(data: np.ndarray) -> np.ndarray:
+    """Float pixels that are whole numbers within uint8 (or uint16) as that type; others unchanged."""
+    if not np.issubdtype(data.dtype, np.floating) or data.size == 0 or not np.array_equal(data, np.round(data)):
+        return data
+    low, high = float(data.min()), float(data.max())
+    if low >= 0 and high <= 255:
+        return data.astype(np.uint8)
+    return data.astype(np.uint16) if low >= 0 and high <= 65535 else data
 
 
 def write_file(job: FileJob) -> bool:

@@ -28,6 +28,7 @@ Writes go through :func:`segforge.atomic.atomic_path`; every problem is a one-li
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -224,12 +225,24 @@ class NaturalImage2DIO:
         self._save(seg.astype(np.uint8 if high <= 255 else np.uint16), path, ending)
 
     def write_image(self, image: np.ndarray, path: PathLike, props: ImageProperties, dtype: Any = np.float32) -> None:
-        """Write one gray channel [1, y, x] or [y, x] atomically (float only as TIFF; PNG/BMP/GIF need integers)."""
+        """Write one gray channel [1, y, x] or [y, x], or RGB [3, 1, y, x] / [3, y, x], atomically.
+
+        Float pixels only as gray TIFF; PNG/BMP/GIF and RGB need integers (uint8, or uint16 where
+        the format holds it). RGB is what :meth:`read_images` returns for one colour file.
+        """
         path = Path(path)
-        array = self._plane(np.asarray(image), path, props)
+        array = np.asarray(image)
+        rgb = array.ndim in (3, 4) and array.shape[0] == 3 and array.size == 3 * math.prod(props.shape)
+        if rgb:
+            array = np.stack([self._plane(plane, path, props) for plane in array.reshape(3, *props.shape)], -1)
+        else:
+            array = self._plane(array, path, props)
         if dtype is not None:
             array = array.astype(dtype, copy=False)
         ending = file_ending_of(path, self.file_endings).lower()
+        if rgb and np.issubdtype(array.dtype, np.floating):
+            raise ConfigError(f"cannot write {path}: RGB pixels are {array.dtype}",
+                              hint="pass integer RGB pixels (dtype=np.uint8)")  # fmt: skip
         if np.issubdtype(array.dtype, np.floating):
             if ending not in (".tif", ".tiff"):
                 raise ConfigError(
