@@ -15,8 +15,9 @@ Runs inside the peer venv (``nox -s peers``); :func:`run_nnunet_budget` starts i
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
+
+from _logged import run
 
 DRIVER = r"""
 import json, os, sys, time
@@ -78,10 +79,5 @@ def run_nnunet_budget(
     """
     cmd = [str(python), "-c", DRIVER, str(budget_s), dataset, configuration, str(fold), str(out),
            "1" if validate else "0"]  # fmt: skip
-    with open(log, "a") as fh:
-        fh.write(f"\n$ nnU-Net budget driver {budget_s:.0f} s {dataset} {configuration} fold {fold}\n")
-        fh.flush()
-        done = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"the nnU-Net driver failed (exit {done.returncode}); see {log}")
+    run(cmd, env, log, f"nnU-Net budget driver {budget_s:.0f} s {dataset} {configuration} fold {fold}")
     return json.loads(out.read_text())

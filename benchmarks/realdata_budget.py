@@ -30,12 +30,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _logged import run
 from _nnunet_budget import run_nnunet_budget
 from _paths import peer_python, shared_data, work_dir
 
@@ -78,18 +78,6 @@ DATASETS = {
          "--test", "split=test"),
     ),
 }  # fmt: skip
-
-
-def run(cmd: list[str], env: dict[str, str], log: Path) -> float:
-    """Run ``cmd`` with its output appended to ``log``; the wall time; raises on failure."""
-    started = time.monotonic()
-    with open(log, "a") as fh:
-        fh.write(f"\n$ {' '.join(cmd)}\n")
-        fh.flush()
-        proc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])}... failed (exit {proc.returncode}); see {log}")
-    return time.monotonic() - started
 
 
 def segforge_env(root: Path) -> dict[str, str]:

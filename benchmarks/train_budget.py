@@ -40,25 +40,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from _logged import run
 from _nnunet_budget import run_nnunet_budget
 from _paths import hippocampus_msd, nnunet_ref, peer_python, work_dir
 
 SEGFORGE = [sys.executable, "-m", "segforge"]
-
-
-def run(cmd: list[str], env: dict[str, str], log: Path) -> float:
-    """Run ``cmd`` with its output appended to ``log``; returns the wall time; raises on failure."""
-    started = time.monotonic()
-    with open(log, "a") as fh:
-        fh.write(f"\n$ {' '.join(cmd)}\n")
-        fh.flush()
-        proc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])}... failed (exit {proc.returncode}); see {log}")
-    return time.monotonic() - started
 
 
 @contextlib.contextmanager
