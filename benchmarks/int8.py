@@ -5,6 +5,8 @@ Dice on real hippocampus validation cases stays within 0.005 of fp32. This scrip
 on any trained segforge model and its held-out cases, one process, one table:
 
 * ``torch fp32`` - segforge's eager path (``--precision fp32 --backend torch``), the reference;
+* ``torch bf16`` - the same under bf16 autocast (``--precision bf16``, the default on CPUs with
+  native bf16), for its agreement with fp32 on a trained model;
 * ``onnxruntime fp32`` - the same ONNX file ``--backend onnxruntime`` exports and caches;
 * ``onnxruntime int8 static`` - that file quantized by ONNX Runtime (QDQ, int8 weights per
   output channel, uint8 activations), calibrated (min/max) on the tiles of ``--calib-images``
@@ -64,6 +66,18 @@ class Batches:
 
     def rewind(self) -> None:  # pragma: no cover - not used by min/max calibration
         pass
+
+
+def bf16(net: Any) -> Any:
+    """``net`` under bf16 autocast, as ``--precision bf16`` runs it (slow where the CPU lacks native bf16)."""
+    import torch
+
+    def run(x: Any) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x)
+        return (out[0] if isinstance(out, (list, tuple)) else out).float()
+
+    return run
 
 
 def session(path: Path, threads: int) -> Any:
@@ -156,7 +170,7 @@ def main() -> None:
     pred.predict_folder(calib_in, work / "calib_out")
     example = torch.from_numpy(calibration[0][:1])
     fp32_onnx = export_onnx(net, example)
-    variants = {"torch fp32": net, "onnxruntime fp32": session(fp32_onnx, threads)}
+    variants = {"torch fp32": net, "torch bf16": bf16(net), "onnxruntime fp32": session(fp32_onnx, threads)}
     start = time.perf_counter()
     for name, path in quantized(fp32_onnx, calibration, work).items():
         variants[name] = session(path, threads)

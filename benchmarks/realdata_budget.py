@@ -2,7 +2,7 @@
 
 Two datasets of ``../shared/data``, each taken from its files as shipped by the commands of
 docs/your-data.md, trained on all training cases (fold ``all``) for the same budget by both
-tools, then both predict the held-out test cases (mirroring on) and are scored the same way:
+tools, then both predict the held-out test cases (mirroring on unless ``--no-tta``) and are scored the same way:
 
 * ``drive``: DRIVE, 20 RGB fundus photographs (2d) -> vessel Dice on the 20 test images, counted
   inside each image's field-of-view mask (DRIVE's own convention). nnU-Net v2 reads the same
@@ -18,7 +18,7 @@ stopped at the same wall time (benchmarks/_nnunet_budget.py), then ``nnUNetv2_pr
 shared data (``SEGFORGE_TEST_DATA``). One command per figure row of benchmarks/README.md::
 
     python benchmarks/realdata_budget.py --dataset drive --budget 10
-    python benchmarks/realdata_budget.py --dataset brats --budget 10
+    python benchmarks/realdata_budget.py --dataset brats --budget 10 --no-tta
 
 Writes ``realdata_<dataset>.json`` and the markdown table into ``--work``. Timed assertions do
 not belong in unit tests; this script only reports.
@@ -105,7 +105,8 @@ def segforge_side(ds: RealDataset, args: argparse.Namespace, work: Path) -> dict
     preds = work / "segforge_pred"
     shutil.rmtree(preds, ignore_errors=True)
     predict_wall = run([*SEGFORGE, "predict", "-i", str(raw / "imagesTs"), "-o", str(preds), "--task", ds.task_id,
-                        "-c", ds.configuration, "--folds", "all", "--checkpoint", "final"], env, log)  # fmt: skip
+                        "-c", ds.configuration, "--folds", "all", "--checkpoint", "final",
+                        *(["--no-tta"] if args.no_tta else [])], env, log)  # fmt: skip
     return {
         "iterations": manifest["progress"]["iterations"],
         "s_per_iteration": manifest["budget"]["measurements"].get("s_per_iteration"),
@@ -147,7 +148,8 @@ def nnunet_side(ds: RealDataset, args: argparse.Namespace, work: Path) -> dict:
     shutil.rmtree(preds, ignore_errors=True)
     predict_wall = run([str(bin_dir / "nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(preds),
                         "-d", ds.task_id, "-c", ds.configuration, "-f", "all", "-chk", "checkpoint_final.pth",
-                        "-device", "cpu", "--disable_progress_bar"], env, log)  # fmt: skip
+                        "-device", "cpu", "--disable_progress_bar", *(["--disable_tta"] if args.no_tta else [])],
+                       env, log)  # fmt: skip
     sf_raw = Path(segforge_env(work / "segforge")["SEGFORGE_RAW"]) / ds.task
     return {
         "iterations": result["iterations"],
@@ -172,7 +174,7 @@ def score(ds: RealDataset, args: argparse.Namespace, preds: Path, raw: Path, env
     written = dataset.get("regions_class_order") or [dataset["labels"][k] for k in foreground]
     names = {str(v): k for k, v in zip(foreground, written, strict=True)}  # label in the files -> its name
     mean = json.loads(out.read_text())["mean"]
-    return {names.get(k, k): round(v["Dice"], 4) for k, v in mean.items() if isinstance(v, dict) and "Dice" in v}
+    return {names.get(k, k): round(v["dice"], 4) for k, v in mean.items() if isinstance(v, dict) and "dice" in v}
 
 
 def drive_fov_dice(preds: Path, refs: Path, drive: Path) -> float:
@@ -191,8 +193,8 @@ def drive_fov_dice(preds: Path, refs: Path, drive: Path) -> float:
     return float(np.mean(dice))
 
 
-def table(ds_name: str, budget: float, rows: dict[str, dict]) -> str:
-    lines = [f"{ds_name}, fold all, {budget:g} min per tool, {os.cpu_count()} cores", "",
+def table(ds_name: str, budget: float, rows: dict[str, dict], tta: str = "") -> str:
+    lines = [f"{ds_name}, fold all, {budget:g} min per tool, {os.cpu_count()} cores{tta}", "",
              "| tool | iterations | s/iteration | train wall | predict wall | Dice |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for tool, r in rows.items():
@@ -209,6 +211,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=10.0, help="minutes of wall clock per tool")
     parser.add_argument("--data", type=Path, default=shared_data(), help="folder holding DRIVE/, BraTS2015_sample/")
     parser.add_argument("--work", type=Path, help="scratch folder (default <tmp>/segforge_bench/realdata_<dataset>)")
+    parser.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="both tools predict without mirroring (8 flips of 128^3 BraTS tiles: ~20 min a case)",
+    )
     parser.add_argument("--skip-nnunet", action="store_true")
     parser.add_argument("--skip-segforge", action="store_true")
     args = parser.parse_args()
@@ -224,7 +231,7 @@ def main() -> None:
     if not args.skip_nnunet:
         rows["nnU-Net v2"] = nnunet_side(ds, args, work)
         print(json.dumps({"nnU-Net v2": rows["nnU-Net v2"]}, indent=1), flush=True)
-    report = table(args.dataset, args.budget, rows)
+    report = table(args.dataset, args.budget, rows, ", no mirroring" if args.no_tta else ", mirroring on")
     print("\n" + report)
     (work / f"realdata_{args.dataset}.json").write_text(json.dumps(rows, indent=1) + "\n")
     (work / f"realdata_{args.dataset}_table.md").write_text(report)
