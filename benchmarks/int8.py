@@ -104,7 +104,7 @@ def quantized(fp32_onnx: Path, calibration: list[np.ndarray], work: Path) -> dic
     return {"onnxruntime int8 static": static, "onnxruntime int8 dynamic": dynamic}
 
 
-def case_ids(folder: Path, limit: int | None, exclude: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def case_ids(folder: Path, limit: int | None, exclude: frozenset[str] | set[str] = frozenset()) -> list[str]:
     ids = sorted({p.name.rsplit("_", 1)[0] for p in folder.iterdir() if "_0000." in p.name} - set(exclude))
     return ids[:limit] if limit else ids
 
