@@ -13,8 +13,10 @@ import pytest
 from segforge.training import budget as budget_module
 from segforge.training.budget import BudgetController
 from segforge.training.budget_plan import Option, Plan
+from segforge.training.budget_setup import budget_batch
 from segforge.training.clock import Clock
 from segforge.training.device import PrecisionChoice
+from segforge.training.overrides import apply_overrides
 from segforge.training.params import BudgetParams, TrainerParams
 from segforge.training.prediction_cost import EndPredictionCost
 from segforge.training.schedule import PolySchedule
@@ -197,6 +199,34 @@ def test_a_gpu_stand_in_gets_amp_no_probe_and_long_epochs():
 def test_gpu_without_a_plan_keeps_the_planned_batch():
     controller, trainer, _ = make_run(600, device="cuda")
     assert trainer.params.batch_size == 7 and controller.decisions["batch_size"]["why"] == "the GPU's planned batch"
+
+
+def test_cuda_keeps_the_planned_batch_with_params_built_as_the_cli_builds_them():
+    """Defaults plus ``--set`` items (training/api.py): a default ``budget.batch_size`` must stay *unset*, or
+    a GPU run trains batch 2 instead of its planned 7 (seen on an H200 before overrides kept defaults unset)."""
+    params, _ = apply_overrides(TrainerParams, TrainerParams(), ["epochs=3"])
+    conf = SimpleNamespace(batch_size=7, dims=3)
+    assert "batch_size" not in params.budget.model_fields_set
+    assert budget_batch(conf, "cuda", params.budget) == 7 and budget_batch(conf, "cpu", params.budget) == 2
+    assert BudgetController(600, params.budget, FakeClock()).prepare_params(params, "cuda", 7).batch_size == 7
+    explicit, _ = apply_overrides(TrainerParams, TrainerParams(), ["budget.batch_size=4"])
+    assert budget_batch(conf, "cuda", explicit.budget) == 4
+
+
+def test_fast_gpu_steps_get_epochs_whose_end_costs_little():
+    """0.02 s steps for 2.5 minutes: 50-step epochs would last 1 s, each followed by ~0.6 s of pseudo-Dice
+    batches, checkpoints and plot (26 % of the budget on an H200); the epochs are made 1000 steps long."""
+    plan = Plan(Option("3d_fullres", (40, 56, 40), 7), 6000, 0.02, ["kept"], [])
+    controller, trainer, clock = make_run(150, device="cuda", plan=plan)
+    assert trainer.params.iterations_per_epoch == 1000
+    assert "shorter epochs would spend over 5 %" in controller.decisions["schedule_shape"][0]
+    lrs = simulate(controller, trainer, clock, lambda t, now: 0.02)
+    annealed(controller, trainer, lrs)
+    assert trainer.state.epoch <= 7 and trainer.state.iteration > 0.75 * 150 / 0.02
+    unmeasured = Plan(Option("3d_fullres", (40, 56, 40), 7), 6000, None, ["kept"], [])  # 50-step epochs
+    controller, short_epochs, clock = make_run(150, device="cuda", plan=unmeasured)
+    simulate(controller, short_epochs, clock, lambda t, now: 0.02)
+    assert short_epochs.params.iterations_per_epoch == 50 and trainer.state.iteration > 2 * short_epochs.state.iteration
 
 
 def test_the_summary_names_batch_augmentation_and_the_configuration_switch():

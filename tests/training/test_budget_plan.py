@@ -120,6 +120,24 @@ def test_schedule_shape_follows_the_expected_steps(expected, per_epoch, augmenta
     assert shape.reasons[-1].startswith(f"augmentation {augmentation}")
 
 
+@pytest.mark.parametrize(
+    ("expected", "s_per_step", "per_epoch"),
+    [
+        (600, 1.4, 50),  # CPU 3D steps: the end of a 50-step epoch is about 1 % of it
+        (800, 0.1, 150),  # CPU 2D, 2 minutes: as long as 5 epochs allow (not the 200 the 5 % rule asks)
+        (6000, 0.02, 1000),  # a GPU, minutes: 1000 steps of 0.02 s per epoch
+        (600000, 0.02, 1000),  # a GPU, 4 h: capped at 1000 (nnU-Net's 250 would end every 5 s)
+        (57600, 0.25, 250),  # a slower GPU: nnU-Net's epochs already cost little
+    ],
+)
+def test_fast_steps_get_longer_epochs(expected, s_per_step, per_epoch):
+    shape = schedule_shape(expected, s_per_step=s_per_step)
+    assert shape.iterations_per_epoch == per_epoch
+    assert ("shorter epochs would spend" in shape.reasons[0]) == (
+        per_epoch > schedule_shape(expected).iterations_per_epoch
+    )
+
+
 def test_an_explicit_augmentation_wins():
     assert schedule_shape(50000, "off").augmentation == "off"
 
@@ -223,10 +241,10 @@ def test_a_smaller_patch_stays_acceptable_to_the_network():
 class _SlowNet:
     """Stands in for a network: forward costs ``per_sample_s`` of fake time per sample, backward twice that."""
 
-    def __init__(self, clock: list[float], per_sample_s: float) -> None:
+    def __init__(self, clock: list[float], per_sample_s: float, first_call_s: float = 0.0) -> None:
         import torch
 
-        self.clock, self.per_sample_s = clock, per_sample_s
+        self.clock, self.per_sample_s, self.first_call_s = clock, per_sample_s, first_call_s
         self.weight = torch.nn.Parameter(torch.ones(1))
 
     def __call__(self, x):
@@ -237,7 +255,8 @@ class _SlowNet:
         class Timed(torch.autograd.Function):
             @staticmethod
             def forward(ctx, w):
-                net.clock[0] += net.per_sample_s * x.shape[0]
+                net.clock[0] += net.per_sample_s * x.shape[0] + net.first_call_s
+                net.first_call_s = 0.0
                 return w * 1.0
 
             @staticmethod
@@ -266,6 +285,21 @@ def test_the_synthetic_probe_stays_within_its_deadline(budget_s, step_s):
                                 deadline)  # fmt: skip
     assert clock[0] <= 0.05 * budget_s + 1e-9
     assert seconds == pytest.approx(step_s)  # measured when a pass fits, else the scout's estimate
+
+
+def test_the_first_calls_start_up_cost_does_not_pass_for_a_slow_network():
+    """On a fresh GPU the first forward took 0.58 s (CUDA context, cuDNN autotuning) against 3 ms warm: timed
+    once, the scout's estimate (24.5 s for a 0.02 s step) exceeded the 7.5 s probe share and was taken as the speed."""
+    import torch
+
+    from segforge.training.budget_probe import Deadline, time_network_step
+    from segforge.training.device import PrecisionChoice
+
+    clock = [0.0]
+    deadline = Deadline(lambda: clock[0], 7.5)
+    net = _SlowNet(clock, 0.001, first_call_s=0.58)  # a batch-7 pass: 7 x (1 + 2) ms
+    seconds = time_network_step(net, 1, (4, 4, 4), 7, torch.device("cpu"), PrecisionChoice("fp32", "cpu"), deadline)
+    assert seconds == pytest.approx(0.021) and clock[0] <= 7.5
 
 
 def test_a_network_that_fails_in_the_probe_is_left_unmeasured():

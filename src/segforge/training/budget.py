@@ -38,7 +38,14 @@ import os
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from segforge.training.budget_plan import Plan, budget_augmentation, precision_plan, schedule_shape, thread_candidates
+from segforge.training.budget_plan import (
+    EPOCH_OVERHEAD_GUESS_S,
+    Plan,
+    budget_augmentation,
+    precision_plan,
+    schedule_shape,
+    thread_candidates,
+)
 from segforge.training.budget_probe import StepProbe
 from segforge.training.clock import Clock
 from segforge.training.device import available_cores, bf16_disabled, cpu_has_bf16, enable_memory_reuse
@@ -53,8 +60,6 @@ __all__ = ["BudgetController", "budget_augmentation"]  # budget_augmentation: it
 
 #: a provisional schedule length until the speed is measured (the LR stays at its start value)
 _UNSIZED = 10**9
-#: seconds per epoch assumed for checkpoints/plot before the first epoch shows the real cost
-_EPOCH_OVERHEAD_GUESS_S = 1.0
 #: a forward-only validation batch costs about this share of a training iteration (first guess)
 _VAL_SHARE_GUESS = 0.4
 #: within an epoch, a speed drop is checked every this many iterations over the last this many steps
@@ -86,7 +91,7 @@ class BudgetController:
         self._last = self._now()
         self._epoch_iteration_times: list[float] = []
         self._val_s_per_batch: float | None = None
-        self._epoch_overhead_s = _EPOCH_OVERHEAD_GUESS_S
+        self._epoch_overhead_s = EPOCH_OVERHEAD_GUESS_S
         self._epoch_speeds: list[float] = []
         self._end_cost: EndPredictionCost | None = None
 
@@ -104,7 +109,7 @@ class BudgetController:
         else:
             batch = min(b.batch_size, planned_batch) if b.batch_size else planned_batch
         expected = self.plan.expected_iterations if self.plan is not None else 0
-        shape = schedule_shape(expected, b.augmentation)
+        shape = schedule_shape(expected, b.augmentation, self.plan.s_per_step if self.plan is not None else None)
         per_epoch = b.iterations_per_epoch or shape.iterations_per_epoch
         update: dict[str, Any] = {
             "batch_size": batch,

@@ -83,7 +83,9 @@ def apply_overrides(
     model: type[BaseModel], base: BaseModel | dict[str, Any], items: Iterable[str], what: str = "trainer"
 ) -> tuple[BaseModel, dict[str, Any]]:
     """``(validated params, loss param updates)`` after applying ``items`` (``KEY=VALUE`` strings) to ``base``."""
-    data = base.model_dump() if isinstance(base, BaseModel) else json.loads(json.dumps(base))
+    # only the fields set explicitly travel: a default stays a default (not in ``model_fields_set``), so rules
+    # such as "CUDA keeps the planned batch unless budget.batch_size is set" can tell the two apart
+    data = base.model_dump(exclude_unset=True) if isinstance(base, BaseModel) else json.loads(json.dumps(base))
     loss_updates: dict[str, Any] = {}
     for item in items:
         key, value = split_assignment(item)
