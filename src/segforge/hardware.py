@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import os
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from segforge.errors import UsageError
@@ -26,6 +28,48 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def busy_jiffies(proc_stat: str, cpus: Iterable[int]) -> int:
+    """Busy clock ticks (user, nice, system, irq, softirq, steal) of ``cpus`` in a ``/proc/stat`` text."""
+    wanted = {f"cpu{c}" for c in cpus}
+    total = 0
+    for line in proc_stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] in wanted:
+            values = [int(v) for v in fields[1:9]] + [0] * 8
+            user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
+            total += user + nice + system + irq + softirq + steal
+    return total
+
+
+def busy_cores_now(sample_s: float = 0.25) -> float | None:
+    """Cores that *other* processes keep busy right now (a ``/proc/stat`` sample); None where unreadable.
+
+    The 1-minute load average lags: a program started a few seconds before training hardly shows
+    in it (0.6 with a CPU hog running), yet it decides the thread count (one core taken on a 2-core
+    CPU: 0.90 s per step with 1 thread, 1.18 s with 2). This process's own CPU time is subtracted.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat", encoding="ascii") as fh:
+            before = fh.read()
+        own_before, started = sum(os.times()[:2]), time.monotonic()
+        time.sleep(sample_s)
+        with open("/proc/stat", encoding="ascii") as fh:
+            after = fh.read()
+        own_after, elapsed = sum(os.times()[:2]), time.monotonic() - started
+    except (AttributeError, OSError, ValueError):  # not Linux, or no /proc
+        return None
+    busy_s = (busy_jiffies(after, cpus) - busy_jiffies(before, cpus)) / ticks
+    return max(0.0, busy_s - (own_after - own_before)) / max(elapsed, 1e-6)
+
+
+def other_load() -> float:
+    """Cores other work keeps busy: the larger of the 1-minute load average and :func:`busy_cores_now`."""
+    average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(average, busy_cores_now() or 0.0)
 
 
 def resolve_device(name: str) -> Any:

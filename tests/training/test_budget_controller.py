@@ -97,7 +97,7 @@ def simulate(controller: BudgetController, trainer: FakeTrainer, clock: FakeCloc
 @pytest.fixture(autouse=True)
 def quiet_two_core_cpu(monkeypatch):
     monkeypatch.setattr(budget_module, "available_cores", lambda: 2)
-    monkeypatch.setattr(budget_module.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    monkeypatch.setattr(budget_module, "other_load", lambda: 0.1)
     monkeypatch.setattr(budget_module, "cpu_has_bf16", lambda: False)
     monkeypatch.delenv("SEGFORGE_DISABLE_BF16", raising=False)
 
@@ -169,7 +169,7 @@ def test_bf16_disabled_by_the_environment_never_runs_bf16(monkeypatch):
 
 def test_a_loaded_machine_spends_at_most_five_percent_probing(monkeypatch):
     """The field report: busy 2-core CPU, 47 s per step, 4-minute budget."""
-    monkeypatch.setattr(budget_module.os, "getloadavg", lambda: (1.6, 1.5, 1.5))
+    monkeypatch.setattr(budget_module, "other_load", lambda: 1.5)
     clock = FakeClock()
     controller = BudgetController(240, BudgetParams(), clock)
     controller._end_cost = EndPredictionCost(0, 0, 0.0)

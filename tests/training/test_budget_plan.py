@@ -164,6 +164,7 @@ def test_the_environment_variable_disables_bf16(monkeypatch):
 def test_thread_rules():
     assert thread_candidates("cpu", 2, 0.2, None)[0] == (2,)
     assert thread_candidates("cpu", 2, 1.5, None)[0] == (1, 2)  # busy: the likely winner first
+    assert thread_candidates("cpu", 2, 0.9, None)[0] == (1, 2)  # a hog that just started: /proc/stat sees ~1 core
     assert thread_candidates("cpu", 2, 1.5, 2)[0] == (2,)
     assert thread_candidates("cuda", 16, 3.0, None)[0] == ()
 

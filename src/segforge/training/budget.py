@@ -34,7 +34,6 @@ Budgeted runs are not bit-reproducible: how much is trained depends on the machi
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,7 @@ from segforge.training.budget_plan import (
 )
 from segforge.training.budget_probe import StepProbe
 from segforge.training.clock import Clock
-from segforge.training.device import available_cores, bf16_disabled, cpu_has_bf16, enable_memory_reuse
+from segforge.training.device import available_cores, bf16_disabled, cpu_has_bf16, enable_memory_reuse, other_load
 from segforge.training.device import set_threads as torch_threads
 from segforge.training.params import BudgetParams, TrainerParams
 from segforge.training.prediction_cost import EndPredictionCost
@@ -183,7 +182,7 @@ class BudgetController:
         device = trainer.device.type
         request = trainer.context.request
         precisions = precision_plan(device, cpu_has_bf16(), bf16_disabled(), request.fp32, self.params.precision)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        load = other_load() if device == "cpu" else 0.0
         threads, threads_why = thread_candidates(device, available_cores(), load, trainer.params.threads)
         candidates = precisions.candidates
         if device == "cuda" and self.params.precision == "auto" and not request.fp32:

@@ -63,6 +63,8 @@ EPOCH_OVERHEAD_SHARE = 0.05
 #: ... but never over this many iterations, nor fewer than this many epochs in the run
 MAX_EPOCH = 1000
 MIN_EPOCHS = 5
+#: cores kept busy by other processes (load average or a /proc/stat sample) from which threads are timed
+BUSY_CORES = 0.5
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,7 @@ def thread_candidates(device_type: str, cores: int, load: float, explicit: int |
     if explicit:
         return (explicit,), "set explicitly"
     fewer = max(1, cores // 2)
-    if load < 1.0 or fewer == cores:
-        return (cores,), f"one per core (load average {load:.1f})"
+    if load < BUSY_CORES or fewer == cores:
+        return (cores,), f"one per core (other processes keep {load:.1f} cores busy)"
     # fewer first: it is the likely winner (spinning OpenMP threads wait for descheduled siblings)
-    return (fewer, cores), f"load average {load:.1f} from other processes: {fewer} and {cores} threads timed"
+    return (fewer, cores), f"other processes keep {load:.1f} cores busy: {fewer} and {cores} threads timed"

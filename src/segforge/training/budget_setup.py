@@ -16,7 +16,6 @@ patch and network the checkpoint was trained with.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -94,7 +93,14 @@ def plan_budget_run(
     request: Any, context: Any, trainer_params: Any, device: Any, clock: Any, resolve: Callable[[Any], Any]
 ) -> tuple[Any, Plan, float]:
     """The context to train, the plan (with reasons) and the seconds its synthetic probe spent."""
-    from segforge.training.device import PrecisionChoice, available_cores, bf16_disabled, cpu_has_bf16, set_threads
+    from segforge.training.device import (
+        PrecisionChoice,
+        available_cores,
+        bf16_disabled,
+        cpu_has_bf16,
+        other_load,
+        set_threads,
+    )
 
     b = trainer_params.budget
     budget_s = float(request.time_budget_min) * 60
@@ -105,7 +111,7 @@ def plan_budget_run(
         for c in contexts
     ]
     precision = precision_plan(device.type, cpu_has_bf16(), bf16_disabled(), request.fp32, b.precision).candidates[0]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = other_load() if device.type == "cpu" else 0.0
     threads = thread_candidates(device.type, available_cores(), load, trainer_params.threads)[0]
     if threads:  # time at the thread count training starts with (spinning extra threads on a busy CPU cost 4x)
         set_threads(threads[0])

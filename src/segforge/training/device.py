@@ -26,6 +26,7 @@ from segforge.hardware import (  # noqa: F401
     available_cores,
     bf16_disabled,
     cpu_has_bf16,
+    other_load,
     resolve_device,
 )
 
