@@ -8,6 +8,7 @@ every sample. Needs psutil (imported lazily: the benchmarks' ``--help`` works wi
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -29,17 +30,38 @@ def tree_rss(proc) -> int:  # noqa: ANN001 - psutil.Process
     return total
 
 
-def run_measured(cmd: list[str], env: dict[str, str], log: Path, poll_s: float) -> tuple[float, int, int]:
-    """Run ``cmd`` with stdout and stderr into ``log``: (wall seconds, peak tree RSS in bytes, exit code)."""
+def run_measured(
+    cmd: list[str], env: dict[str, str], log: Path, poll_s: float, line_times: list[tuple[float, str]] | None = None
+) -> tuple[float, int, int]:
+    """Run ``cmd`` with stdout and stderr into ``log``: (wall seconds, peak tree RSS in bytes, exit code).
+
+    With ``line_times``, each output line is also appended to it with the seconds since the start at
+    which it arrived (the child runs unbuffered), so a stage that prints when it starts (nnU-Net's
+    export: "sending off prediction ...") can be timed from outside.
+    """
     import psutil
 
+    env = {**env, "PYTHONUNBUFFERED": "1"} if line_times is not None else env
     with open(log, "wb") as out:
         start = time.perf_counter()
-        popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        stdout = subprocess.PIPE if line_times is not None else out
+        popen = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.STDOUT)
+        reader = None
+        if line_times is not None:
+            reader = threading.Thread(target=_copy_lines, args=(popen.stdout, out, start, line_times), daemon=True)
+            reader.start()
         proc = psutil.Process(popen.pid)
         peak = 0
         while popen.poll() is None:
             peak = max(peak, tree_rss(proc))
             time.sleep(poll_s)
         wall = time.perf_counter() - start
+        if reader is not None:
+            reader.join()
     return wall, peak, popen.returncode
+
+
+def _copy_lines(pipe, out, start: float, line_times: list[tuple[float, str]]) -> None:  # noqa: ANN001
+    for raw in iter(pipe.readline, b""):
+        line_times.append((time.perf_counter() - start, raw.decode(errors="replace").rstrip("\n")))
+        out.write(raw)

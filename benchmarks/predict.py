@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -139,9 +140,9 @@ def ct_normalized(hu: np.ndarray) -> np.ndarray:
 
 
 # -- measuring ------------------------------------------------------------------------------------
-def measure(cmd: list[str], env: dict[str, str], log: Path) -> dict:
+def measure(cmd: list[str], env: dict[str, str], log: Path, line_times: list | None = None) -> dict:
     """Run ``cmd``: wall seconds, peak RSS summed over its process tree, exit code, last JSON line of stdout."""
-    wall, peak, returncode = run_measured(cmd, env, log, POLL_S)
+    wall, peak, returncode = run_measured(cmd, env, log, POLL_S, line_times)
     result = {"wall_s": wall, "peak_rss_gb": peak / 1e9, "returncode": returncode}
     for line in reversed(log.read_text(errors="replace").splitlines()):
         if line.startswith("{"):
@@ -505,8 +506,11 @@ def run_b(work: Path, shape: tuple[int, ...], threads: int, overlap: bool, preci
     runs = []
     for name, cmd in (("nnunet", nn_cmd), ("segforge", sf_cmd)):
         print(f"(b) {name} end to end ...", flush=True)
-        result = {"part": "b", "runner": name, **measure(cmd, env, work / f"b_{name}.log")}
-        print(f"    {result['wall_s']:.1f} s, peak {result['peak_rss_gb']:.2f} GB", flush=True)
+        lines: list[tuple[float, str]] = []
+        result = {"part": "b", "runner": name, **measure(cmd, env, work / f"b_{name}.log", lines)}
+        result["export_s"] = export_seconds(name, lines, result["wall_s"])
+        print(f"    {result['wall_s']:.1f} s (export {result['export_s']:.1f} s), peak {result['peak_rss_gb']:.2f} GB",
+              flush=True)  # fmt: skip
         runs.append(result)
     import SimpleITK as sitk
 
@@ -516,6 +520,26 @@ def run_b(work: Path, shape: tuple[int, ...], threads: int, overlap: bool, preci
         runs[1]["agreement_vs_nnunet"] = float((sitk.GetArrayFromImage(a) == sitk.GetArrayFromImage(b)).mean())
         runs[1]["same_geometry"] = a.GetSize() == b.GetSize() and np.allclose(a.GetSpacing(), b.GetSpacing())
     return runs
+
+
+def export_seconds(runner: str, lines: list[tuple[float, str]], wall_s: float) -> float:
+    """Seconds spent writing the segmentation (resampling to the original geometry + file), per tool.
+
+    nnU-Net prints "sending off prediction to background worker for resampling and export" when its
+    logits are ready and the process ends when the export worker is done (one case): the time from
+    that line to the end. segforge reports it in its summary table ("export s" column).
+    """
+    if runner == "nnunet":
+        sent = next((t for t, line in lines if "sending off prediction" in line), None)
+        return wall_s - sent if sent is not None else float("nan")
+    for _, line in reversed(lines):
+        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
+        if len(cells) >= 5 and cells[0].startswith("ct_"):
+            try:
+                return float(cells[4])
+            except ValueError:
+                break
+    return float("nan")
 
 
 # -- report -----------------------------------------------------------------------------------------------
@@ -551,9 +575,10 @@ def report(runs: list[dict]) -> None:
     if len(b) == 2:
         nn, sf = b
         print("\n(b) end to end, one raw CT-like image, 14 classes, no mirroring")
-        print(f"{'run':<12}{'wall s':>9}{'peak RSS GB':>13}")
+        print(f"{'run':<12}{'wall s':>9}{'export s':>10}{'peak RSS GB':>13}")
         for r in b:
-            print(f"{r['runner']:<12}{r['wall_s']:>9.1f}{r['peak_rss_gb']:>13.2f}")
+            export = r.get("export_s", float("nan"))
+            print(f"{r['runner']:<12}{r['wall_s']:>9.1f}{export:>10.1f}{r['peak_rss_gb']:>13.2f}")
         print(f"segforge / nnU-Net: peak RSS {sf['peak_rss_gb'] / nn['peak_rss_gb']:.2f}x, "
               f"wall {sf['wall_s'] / nn['wall_s']:.2f}x; segmentation agreement "
               f"{sf.get('agreement_vs_nnunet', float('nan')):.4f}")  # fmt: skip

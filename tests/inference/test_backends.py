@@ -60,6 +60,33 @@ def test_auto_uses_what_an_earlier_run_measured(tmp_path, monkeypatch):
     assert second.chosen == "onnxruntime" and "measured here before" in second.reason
 
 
+def test_auto_decides_from_the_second_eager_batch_not_the_cold_first(tmp_path, monkeypatch):
+    """The first pass pays one-time costs (heap growth, kernel creation): timing it would make compiling look good."""
+    from segforge.inference.backends import auto
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(auto.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(auto, "available_backends", lambda device: ["compiled"])
+
+    class Net(torch.nn.Conv3d):
+        calls = 0
+
+        def forward(self, x):
+            Net.calls += 1
+            clock["now"] += 2.0 if Net.calls == 1 else 1.0  # cold first pass, then steady
+            return super().forward(x)
+
+    memory = SpeedMemory(tmp_path / "speeds.json")
+    run = BackendRun("auto", expected_evaluations=100, memory=memory)
+    forward = run.forward_for(Net(1, 2, 1))
+    x = torch.zeros(1, 1, 4, 4, 4)
+    forward(x)
+    assert run.chosen is None  # timed cold, 98 more passes: compile 25 + 98 x 1.6 = 182 s < eager 196 s
+    forward(x)
+    assert run.chosen == "torch" and "98 x 1 s" in run.reason  # steady: eager 98 s < compile 25 + 98 x 0.8
+    assert next(iter(memory.load().values()))["torch"]["per_eval_s"] == 1.0
+
+
 def test_unknown_backend_and_missing_extra_are_one_line_errors(monkeypatch):
     with pytest.raises(UsageError, match="unknown backend 'tensorrt'"):
         SlidingWindowSettings((8, 8, 8), backend="tensorrt")

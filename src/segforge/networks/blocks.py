@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from segforge.networks.cpu_inference import instance_norm_
 from segforge.networks.layers import LayerSpec
 
 
@@ -37,6 +38,13 @@ class ConvNormAct(nn.Sequential):
         if nonlin:
             self.nonlin = spec.nonlin_layer()
         self.out_channels = out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """As the Sequential; in eval mode the norm may overwrite the conv output (see cpu_inference)."""
+        if self.training or self.norm._forward_hooks or self.norm._forward_pre_hooks:
+            return super().forward(x)
+        x = instance_norm_(self.norm, self.conv(x))
+        return self.nonlin(x) if hasattr(self, "nonlin") else x
 
 
 class StackedConvs(nn.Sequential):

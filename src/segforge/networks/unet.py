@@ -17,6 +17,7 @@ from torch import nn
 
 from segforge.errors import ConfigError
 from segforge.networks.blocks import StackedConvs
+from segforge.networks.cpu_inference import upsample_concat
 from segforge.networks.encoders import Encoder
 
 
@@ -38,12 +39,17 @@ class UNetDecoder(nn.Module):
             self.seg_layers.append(spec.conv(skip, num_classes, [1] * spec.dims, 1, bias=True))
 
     def forward(self, skips: list[torch.Tensor], deep_supervision: bool) -> list[torch.Tensor]:
-        """Logits of every level (``deep_supervision``) or of the last one, highest resolution first."""
-        x = skips[-1]
+        """Logits of every level (``deep_supervision``) or of the last one, highest resolution first.
+
+        Consumes ``skips``: each is dropped from the list once concatenated, so at inference a
+        skip's memory is free before the next, larger level runs (not the whole pyramid held
+        to the end).
+        """
+        x = skips.pop()
         outputs = []
         last = len(self.stages) - 1
         for level, (up, stage) in enumerate(zip(self.transpconvs, self.stages, strict=True)):
-            x = stage(torch.cat((up(x), skips[-(level + 2)]), 1))
+            x = stage(upsample_concat(up, x, skips.pop()))
             if deep_supervision or level == last:
                 outputs.append(self.seg_layers[level](x))
         return outputs[::-1]

@@ -1,8 +1,10 @@
 """The forwards a predictor uses for one run's backend: ``auto`` resolved once, every speed remembered.
 
 :class:`BackendRun` is shared by the forwards of all networks (folds) of one predictor. With
-``auto``, the first batch goes through eager torch and is timed; :func:`.choice.choose_backend`
-then picks the backend for the rest of the run (:attr:`BackendRun.reason` says why, for the
+``auto``, the first two batches go through eager torch and the second is timed (the first carries
+one-time costs: on the CPU the heap grows to its working size and oneDNN builds its kernels,
+~1.4x a later pass for the CT network); :func:`.choice.choose_backend` then picks the backend
+for the rest of the run (:attr:`BackendRun.reason` says why, for the
 command's output and records). Whatever the backend, its first two calls are timed and its
 speed is remembered for later ``auto`` decisions (:class:`.choice.SpeedMemory`).
 """
@@ -24,6 +26,9 @@ from segforge.inference.backends.choice import (
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
+
+#: ``auto`` decides after this many eager batches, timing the last one
+WARM_BATCH = 2
 
 
 def available_backends(device_type: str) -> list[str]:
@@ -52,6 +57,7 @@ class BackendRun:
         self.reason = "" if requested == "auto" else f"{requested} (asked for)"
         self.memory = memory or SpeedMemory()
         self.done = 0
+        self.eager_batches = 0
 
     def forward_for(self, net: nn.Module) -> Any:
         return _RunForward(self, net)
@@ -95,8 +101,10 @@ class _RunForward:
         start = time.perf_counter()
         if run.chosen is None:
             out = self.net(x)
-            run.decide(self.net, x, (time.perf_counter() - start) / x.shape[0])
             run.done += x.shape[0]
+            run.eager_batches += 1
+            if run.eager_batches >= WARM_BATCH:  # the first pass carries one-time costs
+                run.decide(self.net, x, (time.perf_counter() - start) / x.shape[0])
             return out
         if self.impl is None:
             self.impl = make_forward(run.chosen, self.net, run.device_type)
