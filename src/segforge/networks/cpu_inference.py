@@ -25,6 +25,7 @@ layers, so a torch release that changed the kernel's in-place behaviour would fa
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -65,12 +66,13 @@ def upsample_concat(up: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch
     """``torch.cat((up(x), skip), 1)``; as one matrix product per sample where that is the same computation."""
     if not (eager_cpu_inference(x) and _plain_upsampling(up, x, skip)):
         return torch.cat((up(x), skip), 1)
+    conv = cast("nn.ConvTranspose2d | nn.ConvTranspose3d", up)
     n, c_in, *spatial = x.shape
-    kernel = list(up.kernel_size)
-    c_out = up.weight.shape[1]
+    kernel = list(conv.kernel_size)
+    c_out = conv.weight.shape[1]
     out = torch.empty((n, c_out + skip.shape[1], *[s * k for s, k in zip(spatial, kernel, strict=True)]), dtype=x.dtype)
-    weight = up.weight.reshape(c_in, c_out * math.prod(kernel)).t()  # (C_out * prod(k), C_in), a view
-    bias = None if up.bias is None else up.bias.repeat_interleave(math.prod(kernel)).unsqueeze(1)
+    weight = conv.weight.reshape(c_in, c_out * math.prod(kernel)).t()  # (C_out * prod(k), C_in), a view
+    bias = None if conv.bias is None else conv.bias.repeat_interleave(math.prod(kernel)).unsqueeze(1)
     dims = len(spatial)
     # out[:, :C_out] seen as (n, C_out, s0, k0, s1, k1, ...) and permuted to (n, C_out, k..., s...)
     interleaved = [n, c_out] + [v for pair in zip(spatial, kernel, strict=True) for v in pair]
@@ -94,13 +96,14 @@ def instance_norm_(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)``, written over ``x`` where that is the same computation (``x`` must not be needed after)."""
     if not (eager_cpu_inference(x) and _plain_instance_norm(norm, x)):
         return norm(x)
+    inorm = cast("nn.InstanceNorm2d | nn.InstanceNorm3d", norm)
     n, c = x.shape[:2]
     flat = x.view(1, n * c, *x.shape[2:])  # instance norm = batch norm over samples x channels
     weight = bias = None
-    if norm.affine:
-        weight, bias = norm.weight.repeat(n), norm.bias.repeat(n)
+    if inorm.affine:
+        weight, bias = inorm.weight.repeat(n), inorm.bias.repeat(n)
     mean, invstd = torch.empty(n * c, dtype=x.dtype), torch.empty(n * c, dtype=x.dtype)
     torch.ops.aten.native_batch_norm.out(
-        flat, weight, bias, None, None, True, 0.0, norm.eps, out=flat, save_mean=mean, save_invstd=invstd
+        flat, weight, bias, None, None, True, 0.0, inorm.eps, out=flat, save_mean=mean, save_invstd=invstd
     )
     return x
