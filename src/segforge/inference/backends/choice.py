@@ -2,14 +2,14 @@
 
 The rule (:func:`choose_backend`, a pure function so it can be tested with a made-up speed
 model): each candidate's expected time is its one-time cost (compile, export) plus the tile
-evaluations still to come times its seconds per evaluation; the smallest wins, torch eager
-when nothing is known to beat it. Inputs:
+evaluations still to come times its seconds per evaluation; the smallest wins if it saves at
+least 10 % of eager's time (else torch eager, also when nothing is known to beat it). Inputs:
 
 - torch eager's speed is *measured* on the first real batch of the run (its result is used,
   so the measurement costs nothing);
 - another backend's speed is what an earlier run measured on this machine for this network
   shape, patch and precision (:class:`SpeedMemory`, a JSON file beside the ONNX cache), taken
-  relative to eager's speed then, else a prior: ``compiled`` 0.8x eager after a ~25 s compile (docs/prediction.md);
+  relative to eager's speed then, else a prior: ``compiled`` 0.95x eager after a ~25 s compile (docs/prediction.md);
   ONNX Runtime and OpenVINO have no prior and are tried only after a run with ``--backend
   onnxruntime|openvino`` has measured them here;
 - the evaluations to come are estimated by the caller from the cases' shapes (tiles x mirror
@@ -27,8 +27,12 @@ from typing import Any
 from segforge.atomic import atomic_write_json
 from segforge.settings import cache_root
 
-#: what a backend nobody measured here is assumed to cost: (speed relative to eager, one-time seconds)
-PRIORS: dict[str, tuple[float, float]] = {"compiled": (0.8, 25.0)}
+#: what a backend nobody measured here is assumed to cost: (speed relative to eager, one-time seconds);
+#: compiled vs the lean eager U-Net (networks.cpu_inference) on the CT network: 0.94-0.97x, after a 19-25 s compile
+PRIORS: dict[str, tuple[float, float]] = {"compiled": (0.95, 25.0)}
+#: another backend must be expected to save this share of eager's time: the estimate is rough, and a compile
+#: adds ~0.5 GB of peak memory (inductor) for the gain
+MIN_SAVING = 0.10
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,18 @@ class Estimate:
 
 
 def choose_backend(estimates: list[Estimate], evaluations: int) -> tuple[str, str]:
-    """The backend with the smallest expected time for ``evaluations`` more tile evaluations, and why."""
+    """The backend with the smallest expected time for ``evaluations`` more tile evaluations, and why.
+
+    Eager torch stays unless the best other backend saves at least :data:`MIN_SAVING` of its time.
+    """
     ranked = sorted(estimates, key=lambda e: (e.total(evaluations), e.name != "torch"))
     best = ranked[0]
+    eager = next((e for e in estimates if e.name == "torch"), None)
+    margin = (1 - MIN_SAVING) * eager.total(evaluations) if eager is not None else None
+    if eager is not None and margin is not None and best is not eager and best.total(evaluations) > margin:
+        ranked.remove(eager)
+        ranked.insert(0, eager)
+        best = eager
     parts = [
         f"{e.name} {e.total(evaluations):.0f} s ({e.setup_s:.0f} s + {evaluations} x {e.per_eval_s:.3g} s, {e.source})"
         for e in ranked
