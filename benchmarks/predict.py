@@ -532,13 +532,11 @@ def export_seconds(runner: str, lines: list[tuple[float, str]], wall_s: float) -
     if runner == "nnunet":
         sent = next((t for t, line in lines if "sending off prediction" in line), None)
         return wall_s - sent if sent is not None else float("nan")
-    for _, line in reversed(lines):
-        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
-        if len(cells) >= 5 and cells[0].startswith("ct_"):
-            try:
-                return float(cells[4])
-            except ValueError:
-                break
+    for _, line in reversed(lines):  # " ct_000   150 x 448 x 448   6.0   67.7   13.2   ct_000.nii.gz"
+        tokens = line.replace("│", " ").replace("|", " ").split()
+        seconds = [float(t) for t in tokens if re.fullmatch(r"\d+\.\d+", t)]
+        if tokens and tokens[0].startswith("ct_") and len(seconds) >= 3:
+            return seconds[2]  # preprocess s, predict s, export s
     return float("nan")
 
 
