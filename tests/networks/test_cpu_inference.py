@@ -59,6 +59,7 @@ def test_stock_layers_where_autograd_autocast_or_running_stats_need_them():
     assert out.requires_grad and out.grad_fn is not None
     with torch.no_grad():
         assert eager_cpu_inference(x)
+        assert not eager_cpu_inference(x.bfloat16())  # a bf16 network without autocast: stock layers
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert not eager_cpu_inference(x)
         tracked = nn.InstanceNorm3d(4, track_running_stats=True).eval()

@@ -35,12 +35,14 @@ _INSTANCE_NORMS = (nn.InstanceNorm2d, nn.InstanceNorm3d)
 
 
 def eager_cpu_inference(x: torch.Tensor) -> bool:
-    """True when ``x`` is a CPU tensor and torch runs plain eager inference.
+    """True when ``x`` is a float32 CPU tensor and torch runs plain eager inference (what the tests cover).
 
     Not under autograd, tracing, scripting, ONNX export, compilation or CPU autocast (autocast
     picks each operator's dtype; the stock layers keep its choices).
     """
-    if torch.is_grad_enabled() or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+    if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
+        return False
+    if torch.is_autocast_enabled("cpu"):
         return False
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
         return False
