@@ -63,7 +63,7 @@ class BackendRun:
         return _RunForward(self, net)
 
     def decide(self, net: nn.Module, x: torch.Tensor, eager_per_eval: float) -> None:
-        """Resolve ``auto`` from eager's speed on the first batch and the evaluations still to come."""
+        """Resolve ``auto`` from eager's speed on a warm batch and the evaluations still to come."""
         from segforge.inference.backends.exported import cache_dir, model_key
 
         signature = machine_signature(network_signature(net, x, self.autocast), _threads())
