@@ -5,8 +5,8 @@ model): each candidate's expected time is its one-time cost (compile, export) pl
 evaluations still to come times its seconds per evaluation; the smallest wins if it saves at
 least 10 % of eager's time (else torch eager, also when nothing is known to beat it). Inputs:
 
-- torch eager's speed is *measured* on the first real batch of the run (its result is used,
-  so the measurement costs nothing);
+- torch eager's speed is *measured* on the second real batch of the run (its result is used,
+  so the measurement costs nothing; the first carries one-time costs);
 - another backend's speed is what an earlier run measured on this machine for this network
   shape, patch and precision (:class:`SpeedMemory`, a JSON file beside the ONNX cache), taken
   relative to eager's speed then, else a prior: ``compiled`` 0.95x eager after a ~25 s compile (docs/prediction.md);
@@ -56,8 +56,11 @@ def choose_backend(estimates: list[Estimate], evaluations: int) -> tuple[str, st
     ranked = sorted(estimates, key=lambda e: (e.total(evaluations), e.name != "torch"))
     best = ranked[0]
     eager = next((e for e in estimates if e.name == "torch"), None)
-    margin = (1 - MIN_SAVING) * eager.total(evaluations) if eager is not None else None
-    if eager is not None and margin is not None and best is not eager and best.total(evaluations) > margin:
+    if (
+        eager is not None
+        and best is not eager
+        and (best.total(evaluations) > (1 - MIN_SAVING) * eager.total(evaluations))
+    ):
         ranked.remove(eager)
         ranked.insert(0, eager)
         best = eager
