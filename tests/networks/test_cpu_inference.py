@@ -85,3 +85,17 @@ def test_unet_forward_in_eval_matches_the_stock_layers(kernels):
     with torch.inference_mode():
         got = net(x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_decoder_consumes_the_skips_so_each_is_freed_once_used():
+    params = {
+        "features_per_stage": [4, 8, 8],
+        "kernel_sizes": [[3, 3, 3]] * 3,
+        "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2]],
+    }
+    net = GenericUNetBuilder().build(params, 1, 2, deep_supervision=False).eval()
+    with torch.inference_mode():
+        skips = net.encoder(torch.randn(1, 1, 8, 8, 8))
+        assert len(skips) == 3
+        out = net.decoder(skips, False)
+    assert skips == [] and list(out[0].shape) == [1, 2, 8, 8, 8]
