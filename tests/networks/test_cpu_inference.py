@@ -61,6 +61,9 @@ def test_stock_layers_where_autograd_autocast_or_running_stats_need_them():
         assert eager_cpu_inference(x)
         assert not eager_cpu_inference(x.bfloat16())  # a bf16 network without autocast: stock layers
         with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert eager_cpu_inference(x) and eager_cpu_inference(x.bfloat16())
+            assert not eager_cpu_inference(x.double())
+        with torch.autocast("cpu", dtype=torch.float16):
             assert not eager_cpu_inference(x)
         tracked = nn.InstanceNorm3d(4, track_running_stats=True).eval()
         work = x.clone()
@@ -85,6 +88,53 @@ def test_unet_forward_in_eval_matches_the_stock_layers(kernels):
     with torch.inference_mode():
         got = net(x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("op", "kernel", "spatial"), CASES[:2] + CASES[3:4])
+def test_upsample_concat_under_bf16_autocast_equals_the_stock_layers(op, kernel, spatial):
+    torch.manual_seed(3)
+    up = op(6, 4, kernel, kernel)
+    x = torch.randn(1, 6, *spatial).bfloat16()
+    skip = torch.randn(1, 5, *[s * k for s, k in zip(spatial, kernel, strict=True)]).bfloat16()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = torch.cat((up(x), skip), 1)
+        got = upsample_concat(up, x, skip)
+    assert got.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, rtol=1.6e-2, atol=1e-2)  # bf16: the bias is rounded in once more
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_instance_norm_in_place_under_bf16_autocast_equals_the_module(affine):
+    torch.manual_seed(4)
+    norm = nn.InstanceNorm3d(4, affine=affine)
+    if affine:
+        nn.init.uniform_(norm.weight, 0.5, 1.5)
+        nn.init.uniform_(norm.bias, -1.0, 1.0)
+    x = (torch.randn(2, 4, 6, 5, 7) * 3 + 2).bfloat16()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = norm(x)
+        work = x.clone()
+        got = instance_norm_(norm, work)
+    assert got.data_ptr() == work.data_ptr() and got.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_unet_forward_under_bf16_autocast_matches_the_stock_layers():
+    torch.manual_seed(5)
+    params = {
+        "features_per_stage": [8, 16, 32],
+        "kernel_sizes": [[1, 3, 3]] + [[3, 3, 3]] * 2,
+        "strides": [[1, 1, 1], [1, 2, 2], [2, 2, 2]],
+    }
+    net = GenericUNetBuilder().build(params, 1, 3, deep_supervision=False).eval()
+    x = torch.randn(1, 1, 8, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = net(x).detach().float()
+        with torch.inference_mode():
+            got = net(x).float()
+    agree = (got.argmax(1) == expected.argmax(1)).float().mean().item()
+    assert agree > 0.999, agree
+    torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
 
 
 def test_decoder_consumes_the_skips_so_each_is_freed_once_used():

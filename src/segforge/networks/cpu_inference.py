@@ -15,8 +15,10 @@ from ~6.3 to ~5.9 s and its peak memory, with the predictor's retained heap, fro
   holds) by torch's own batch-norm kernel, which computes the statistics before it writes. Not
   allocating the normalized copy lowers the peak by one feature map of the largest level.
 
-They apply only where nothing needs torch's own operator: no autograd, CPU tensors, not while
-tracing, scripting, exporting to ONNX or compiling (those see the stock layers, so exported
+They run in fp32 and under CPU bf16 autocast (there in autocast's dtypes: bf16 products and
+maps; bf16 forward on the same network ~3.05 -> ~2.95 s, the two copies of the upsampled map and
+the transposed convolution's reorders gone). They apply only where nothing needs torch's own
+operator: no autograd, CPU tensors, not while tracing, scripting, exporting to ONNX or compiling (those see the stock layers, so exported
 graphs keep their ConvTranspose and InstanceNormalization nodes). Elsewhere the callers run
 the plain modules. ``tests/networks/test_cpu_inference.py`` checks both against the stock
 layers, so a torch release that changed the kernel's in-place behaviour would fail there.
@@ -35,22 +37,41 @@ _INSTANCE_NORMS = (nn.InstanceNorm2d, nn.InstanceNorm3d)
 
 
 def eager_cpu_inference(x: torch.Tensor) -> bool:
-    """True when ``x`` is a float32 CPU tensor and torch runs plain eager inference (what the tests cover).
+    """True when torch runs plain eager inference on a CPU tensor in fp32, or under CPU bf16 autocast.
 
-    Not under autograd, tracing, scripting, ONNX export, compilation or CPU autocast (autocast
-    picks each operator's dtype; the stock layers keep its choices).
+    Not under autograd, tracing, scripting, ONNX export or compilation (those see the stock
+    layers), nor under autocast to another dtype. Under bf16 autocast the lean steps compute in
+    the dtypes autocast gives the stock layers: bf16 products, bf16 feature maps, the norm's
+    statistics in fp32 (what ``tests/networks/test_cpu_inference.py`` checks).
     """
-    if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
+    if torch.is_grad_enabled() or x.device.type != "cpu":
         return False
     if torch.is_autocast_enabled("cpu"):
+        if torch.get_autocast_dtype("cpu") != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
+            return False
+    elif x.dtype != torch.float32:
         return False
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
         return False
     return not torch.compiler.is_compiling()
 
 
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype autocast gives a layer's product (its input's dtype without autocast)."""
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+
+
+def _parameter_fits(parameter: torch.Tensor | None, x: torch.Tensor) -> bool:
+    """A layer's parameter is the input's dtype, or fp32 that autocast casts for the product."""
+    if parameter is None or parameter.dtype == x.dtype:
+        return True
+    return torch.is_autocast_enabled("cpu") and parameter.dtype == torch.float32
+
+
 def _plain_upsampling(up: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> bool:
-    if not isinstance(up, _TRANSPOSED) or up.weight.dtype != x.dtype or skip.dtype != x.dtype:
+    if not isinstance(up, _TRANSPOSED) or not _parameter_fits(up.weight, x) or not _parameter_fits(up.bias, x):
+        return False
+    if skip.dtype not in (x.dtype, _compute_dtype(x)):
         return False
     kernel = list(up.kernel_size)
     expected = [x.shape[0]] + [s * k for s, k in zip(x.shape[2:], kernel, strict=True)]
@@ -69,21 +90,27 @@ def upsample_concat(up: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch
     if not (eager_cpu_inference(x) and _plain_upsampling(up, x, skip)):
         return torch.cat((up(x), skip), 1)
     conv = cast("nn.ConvTranspose2d | nn.ConvTranspose3d", up)
+    dtype = _compute_dtype(x)
+    x = x.to(dtype)
     n, c_in, *spatial = x.shape
     kernel = list(conv.kernel_size)
     c_out = conv.weight.shape[1]
-    out = torch.empty((n, c_out + skip.shape[1], *[s * k for s, k in zip(spatial, kernel, strict=True)]), dtype=x.dtype)
-    weight = conv.weight.reshape(c_in, c_out * math.prod(kernel)).t()  # (C_out * prod(k), C_in), a view
-    bias = None if conv.bias is None else conv.bias.repeat_interleave(math.prod(kernel)).unsqueeze(1)
+    out_dtype = torch.promote_types(dtype, skip.dtype)  # what cat gives
+    upsampled = [s * k for s, k in zip(spatial, kernel, strict=True)]
+    out = torch.empty((n, c_out + skip.shape[1], *upsampled), dtype=out_dtype)
+    weight = conv.weight.to(dtype).reshape(c_in, c_out * math.prod(kernel)).t()  # (C_out * prod(k), C_in)
+    bias = None if conv.bias is None else conv.bias.to(dtype).view(c_out, *[1] * (2 * len(spatial)))
     dims = len(spatial)
     # out[:, :C_out] seen as (n, C_out, s0, k0, s1, k1, ...) and permuted to (n, C_out, k..., s...)
     interleaved = [n, c_out] + [v for pair in zip(spatial, kernel, strict=True) for v in pair]
     as_blocks = [0, 1] + [3 + 2 * i for i in range(dims)] + [2 + 2 * i for i in range(dims)]
     target = out[:, :c_out].view(interleaved).permute(as_blocks)
     for i in range(n):
-        flat = x[i].reshape(c_in, -1)
-        blocks = torch.mm(weight, flat) if bias is None else torch.addmm(bias, weight, flat)
-        target[i].copy_(blocks.view(c_out, *kernel, *spatial))
+        blocks = torch.mm(weight, x[i].reshape(c_in, -1)).view(c_out, *kernel, *spatial)
+        if bias is None:
+            target[i].copy_(blocks)
+        else:  # the bias added in the pass that interleaves (addmm would first copy it into the result)
+            torch.add(blocks, bias, out=target[i])
     out[:, c_out:].copy_(skip)
     return out
 
@@ -91,7 +118,7 @@ def upsample_concat(up: nn.Module, x: torch.Tensor, skip: torch.Tensor) -> torch
 def _plain_instance_norm(norm: nn.Module, x: torch.Tensor) -> bool:
     if not isinstance(norm, _INSTANCE_NORMS) or norm.track_running_stats or not x.is_contiguous():
         return False
-    return not norm.affine or norm.weight.dtype == x.dtype
+    return not norm.affine or (_parameter_fits(norm.weight, x) and _parameter_fits(norm.bias, x))
 
 
 def instance_norm_(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +131,8 @@ def instance_norm_(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     weight = bias = None
     if inorm.affine:
         weight, bias = inorm.weight.repeat(n), inorm.bias.repeat(n)
-    mean, invstd = torch.empty(n * c, dtype=x.dtype), torch.empty(n * c, dtype=x.dtype)
+    stats = torch.float32 if weight is not None and weight.dtype != x.dtype else x.dtype  # mixed: fp32 statistics
+    mean, invstd = torch.empty(n * c, dtype=stats), torch.empty(n * c, dtype=stats)
     torch.ops.aten.native_batch_norm.out(
         flat, weight, bias, None, None, True, 0.0, inorm.eps, out=flat, save_mean=mean, save_invstd=invstd
     )
