@@ -86,14 +86,19 @@ def resolve_device(name: str) -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """True when the CPU advertises native bfloat16 arithmetic (AVX512-BF16 or AMX)."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none, e.g. macOS)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             flags = next((line for line in fh if line.startswith("flags")), "")
     except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+        return frozenset()
+    return frozenset(flags.partition(":")[2].split())
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU advertises native bfloat16 arithmetic (AVX512-BF16 or AMX)."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def bf16_disabled() -> str | None:

@@ -12,6 +12,7 @@ from torch import nn
 
 from segforge.networks.cpu_inference import instance_norm_
 from segforge.networks.layers import LayerSpec
+from segforge.networks.winograd import conv3d
 
 
 class ConvNormAct(nn.Sequential):
@@ -40,10 +41,10 @@ class ConvNormAct(nn.Sequential):
         self.out_channels = out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """As the Sequential; in eval mode the norm may overwrite the conv output (see cpu_inference)."""
+        """As the Sequential; at inference the conv may run by Winograd (networks.winograd), the norm in place."""
         if self.training or self.norm._forward_hooks or self.norm._forward_pre_hooks:
             return super().forward(x)
-        x = instance_norm_(self.norm, self.conv(x))
+        x = instance_norm_(self.norm, conv3d(self.conv, x))
         return self.nonlin(x) if hasattr(self, "nonlin") else x
 
 
