@@ -53,7 +53,7 @@ def test_slabs_bound_memory_and_cover_the_volume(small_layers, monkeypatch):
 
 
 @needs_kernels
-def test_transformed_weights_follow_weight_updates(small_layers):
+def test_weight_updates_are_seen(small_layers):
     conv = nn.Conv3d(8, 8, 3, padding=1)
     x = torch.randn(1, 8, 4, 4, 4)
     with torch.no_grad():
