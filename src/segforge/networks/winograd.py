@@ -23,7 +23,7 @@ argmax is unchanged on a full tile; ``benchmarks/predict.py`` reports the agreem
 Applies to ``Conv3d`` with kernel 3, stride 1, padding 1, no dilation or groups, channel counts
 divisible by 8 and at least :data:`MIN_MACS` multiply-adds, at eager fp32 CPU inference (not
 under autocast: bf16 direct convolutions are already twice as fast). Memory stays bounded: the
-layer runs in slabs of block rows whose transformed input holds at most :data:`SLAB_ELEMENTS`.
+layer runs in slabs of block rows whose transforms hold at most :data:`SLAB_ELEMENTS` each.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 ENV = "SEGFORGE_WINOGRAD"
 #: smallest direct cost (multiply-adds per sample) worth the transforms
 MIN_MACS = 1_000_000_000
-#: transformed-input elements per slab (64 MB of fp32)
-SLAB_ELEMENTS = 16 * 1024 * 1024
+#: transformed elements per slab, in or out (16 MB of fp32): small beside the feature maps
+SLAB_ELEMENTS = 4 * 1024 * 1024
 CHANNEL_BLOCK = 8  # CB in winograd.c
 SOURCE = Path(__file__).with_name("winograd.c")
 
@@ -177,13 +177,16 @@ def winograd_conv3d(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     out = torch.empty((n, c_out, depth, height, width), dtype=x.dtype)
     threads = torch.get_num_threads()
     sizes = (depth, height, width)
+    most = min(rows, blocks_d) * per_row  # blocks in the largest slab; its buffers serve every slab
+    v_flat, m_flat = torch.empty(216 * most * c_in, dtype=x.dtype), torch.empty(216 * most * c_out, dtype=x.dtype)
+    bias_ptr = None if bias is None else bias.data_ptr()
     for i in range(n):
         for first in range(0, blocks_d, rows):
             last = min(blocks_d, first + rows)
-            v = torch.empty((216, (last - first) * per_row, c_in), dtype=x.dtype)
+            blocks = (last - first) * per_row
+            v = v_flat[: 216 * blocks * c_in].view(216, blocks, c_in)
+            m = m_flat[: 216 * blocks * c_out].view(216, blocks, c_out)
             lib.winograd_input(x[i].data_ptr(), v.data_ptr(), c_in, *sizes, first, last, threads)
-            m = torch.bmm(v, u)
-            del v
-            bias_ptr = None if bias is None else bias.data_ptr()
+            torch.bmm(v, u, out=m)
             lib.winograd_output(m.data_ptr(), bias_ptr, out[i].data_ptr(), c_out, *sizes, first, last, threads)
     return out
