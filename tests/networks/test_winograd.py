@@ -123,6 +123,45 @@ def test_build_is_cached_per_source_and_flags(tmp_path):
 
 
 @needs_kernels
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_openmp_and_pthread_builds_agree(small_layers, monkeypatch, tmp_path, threads):
+    """On torch's OpenMP pool (the default where libgomp is loaded) and on POSIX threads: the same numbers."""
+    runtime = winograd.loaded_openmp_runtime()
+    if runtime is None:
+        pytest.skip("no GNU OpenMP runtime loaded by torch in this process (not a Linux libgomp build)")
+    monkeypatch.setenv("SEGFORGE_CACHE", str(tmp_path))
+    torch.manual_seed(3)
+    conv = nn.Conv3d(16, 8, 3, padding=1)
+    x = torch.randn(1, 16, 10, 9, 7)
+    results = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for candidate in (runtime, None):
+            monkeypatch.setattr(winograd, "_library", lambda candidate=candidate: winograd._load(candidate))
+            with torch.inference_mode():
+                results.append(winograd.winograd_conv3d(conv, x))
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(results[0], results[1])  # same arithmetic, only the threads differ
+    expected = F.conv3d(x, conv.weight, conv.bias, 1, 1)
+    torch.testing.assert_close(results[0], expected, rtol=0, atol=1e-4 * expected.abs().max().item())
+    assert len(list((tmp_path / "kernels").glob("winograd-*.so"))) == 2  # one library per runtime
+
+
+@needs_kernels
+def test_falls_back_to_posix_threads_when_the_openmp_build_fails(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEGFORGE_CACHE", str(tmp_path))
+    monkeypatch.setattr(winograd, "loaded_openmp_runtime", lambda: tmp_path / "libgomp-missing.so.1")
+    winograd._library.cache_clear()
+    try:
+        assert winograd.available()  # the OpenMP link failed (no such runtime); the pthread build serves
+        assert [p.name for p in (tmp_path / "kernels").glob("*.so")] == [winograd.build(tmp_path).name]
+    finally:
+        winograd._library.cache_clear()
+
+
+@needs_kernels
 def test_unet_at_inference_matches_the_stock_layers(small_layers, monkeypatch):
     direct = winograd.winograd_conv3d
     torch.manual_seed(2)

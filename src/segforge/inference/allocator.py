@@ -9,6 +9,14 @@ of machine (BASELINES.md). Telling glibc not to use ``mmap`` for large blocks
 stay in the heap, where the next tile finds them already mapped: after the first tile the
 page faults drop to about zero (measured: bf16 forward 20 s -> 5 s per patch on 2 cores).
 
+A kept heap can only grow, so what else lands in it decides the peak: a block that outlives a
+tile, placed in a hole the feature maps left, splits that hole, and the next tile's maps go
+above it. On the CT benchmark that took the peak from ~2.2 GB to 2.6-3.2 GB, run to run. Three
+rules keep it at the first tile's extent: long-lived buffers (the logits accumulator) are
+mapped on their own (:func:`mapped_zeros`); the predictor's first forward pass, where oneDNN
+and OpenMP make their per-thread caches that live as long as the process, runs before the
+heap is kept (``SlidingWindowPredictor``); and a batch's logits are dropped before the next pass.
+
 It is a process-wide allocator setting, so :func:`retain_freed_memory` restores glibc's
 defaults when it exits and gives the retained memory back with ``malloc_trim``. Where the C
 library is not glibc (macOS, Windows, musl) it does nothing.
@@ -20,8 +28,13 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import math
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -77,19 +90,22 @@ def retain_freed_memory(enabled: bool = True) -> Iterator[bool]:
             libc.malloc_trim(0)
 
 
-@contextlib.contextmanager
-def mmap_allowed() -> Iterator[None]:
-    """Inside :func:`retain_freed_memory`, let large blocks be mapped as usual again.
+def mapped_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A zero CPU tensor in its own anonymous memory mapping, never in the heap that is kept.
 
-    For long-lived buffers (the logits accumulator): mapped on their own, they go back to the
-    system as soon as they are freed, instead of staying in the heap after prediction.
+    For buffers that live through the whole prediction (the logits accumulator). Allowing
+    ``mmap`` around a ``torch.zeros`` is not enough: glibc first serves a request from a free
+    block of the heap that fits, and after the first tile the heap has holes of hundreds of MB;
+    a 100 MB accumulator placed in one pins it, and the next tiles' feature maps grow the heap
+    past it (measured: +0.4 GB peak on the CT benchmark). The kernel's pages come zeroed, are
+    touched only where tiles land, and go back to the system when the tensor is freed.
     """
-    libc = _glibc()
-    if libc is None or _depth == 0:
-        yield
-        return
-    libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-    try:
-        yield
-    finally:
-        libc.mallopt(_M_MMAP_MAX, 0)
+    import mmap
+
+    import torch
+
+    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    if nbytes == 0:
+        return torch.zeros(shape, dtype=dtype)
+    mapping = mmap.mmap(-1, nbytes)  # anonymous, zero-filled; the tensor keeps it alive
+    return torch.frombuffer(mapping, dtype=dtype).view(shape)

@@ -9,8 +9,8 @@
  * V and M are (216, T, C): position-major, then block, then channel. Only the block rows
  * [bd0, bd1) along the first axis are done, so the caller bounds memory by slabs. The arithmetic
  * runs on CB channels at a time (C must be a multiple of CB) so that compilers vectorise it.
- * Work is split over `threads` POSIX threads by block rows (no OpenMP: its spinning pool would
- * compete with torch's own between calls).
+ * Work is split over `threads` threads by block rows: with OpenMP (compiled with -fopenmp and
+ * linked to the OpenMP runtime torch uses, so the work runs on torch's pool), else POSIX threads.
  */
 #include <pthread.h>
 #include <string.h>
@@ -109,6 +109,22 @@ static void output_rows(const job_t *j) {
 static void *run_input(void *job) { input_rows((const job_t *)job); return NULL; }
 static void *run_output(void *job) { output_rows((const job_t *)job); return NULL; }
 
+#ifdef _OPENMP
+/* Built against the OpenMP runtime torch has loaded: the rows go to torch's own worker threads,
+ * which would otherwise spin-wait beside threads of ours (measured: Winograd layers 1.6x slower). */
+static void split(job_t base, int threads, void *(*fn)(void *)) {
+    long rows = (base.bd1 - base.bd0) * ((base.H + 3) / 4);
+    if (threads < 1) threads = 1;
+    if (threads > rows) threads = (int)rows;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int i = 0; i < threads; i++) {
+        job_t job = base;
+        job.row0 = rows * i / threads;
+        job.row1 = rows * (i + 1) / threads;
+        fn(&job);
+    }
+}
+#else
 static void split(job_t base, int threads, void *(*fn)(void *)) {
     job_t jobs[MAX_THREADS];
     pthread_t ids[MAX_THREADS];
@@ -129,6 +145,7 @@ static void split(job_t base, int threads, void *(*fn)(void *)) {
     for (int i = 1; i < threads; i++)
         if (started[i]) pthread_join(ids[i], NULL);
 }
+#endif
 
 void winograd_input(const float *x, float *v, long C, long D, long H, long W, long bd0, long bd1, int threads) {
     job_t job = {x, NULL, v, C, D, H, W, bd0, bd1, 0, 0};
