@@ -224,6 +224,13 @@ def test_heap_reuse_is_restored_after_prediction():
     assert seen == [0, kept, kept, kept] and allocator._depth == 0
     fp32_window(Probe(), torch.rand(1, 8, 8, 16), (8, 8, 8), reuse_memory=False, max_batch_voxels=512)
     assert seen[-3:] == [0, 0, 0]
+    # a mirrored tile is several passes: only the first runs before the heap is kept
+    mirrored = SlidingWindowSettings(
+        (8, 8, 8), precision="fp32", mirror_axes=(0, 1), reuse_constant_tiles=False, max_batch_voxels=512
+    )
+    seen.clear()
+    SlidingWindowPredictor(Probe(), mirrored).predict_logits(torch.rand(1, 8, 8, 8))
+    assert seen == [0, kept, kept, kept] and allocator._depth == 0
 
 
 class HalfResolution(nn.Module):

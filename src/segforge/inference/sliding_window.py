@@ -225,9 +225,6 @@ class SlidingWindowPredictor:
             batch = starts[first : first + group]
             buffer = self._gather(data, batch, buffer)
             logits = self.constant_tiles.predict(buffer[: len(batch)], self._predict_tiles)
-            self._passes += 1
-            if self._keep_heap is not None:
-                self._keep_heap()
             for i, start in enumerate(batch):
                 acc.add(logits[i], start)
             del logits  # not alive through the next batch's forward pass (a block pinned in the kept heap)
@@ -284,7 +281,11 @@ class SlidingWindowPredictor:
         else:
             ctx = torch.autocast(self.device.type, dtype=self.autocast_dtype)
         with ctx:
-            return _first_output(forward(x))
+            out = _first_output(forward(x))
+        self._passes += 1  # per network pass (a mirrored tile is several): the heap is kept from the second on
+        if self._keep_heap is not None:
+            self._keep_heap()
+        return out
 
 
 def _check_output(out: Any, x: torch.Tensor, net: nn.Module) -> None:
