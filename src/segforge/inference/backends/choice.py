@@ -28,7 +28,10 @@ from segforge.atomic import atomic_write_json
 from segforge.settings import cache_root
 
 #: what a backend nobody measured here is assumed to cost: (speed relative to eager, one-time seconds);
-#: compiled vs the lean eager U-Net (networks.cpu_inference) on the CT network: 0.94-0.97x, after a 19-25 s compile
+#: compiled vs the lean eager U-Net (networks.cpu_inference) on the CT network in bf16: 0.94-0.97x, after a
+#: 19-25 s compile. In fp32 eager is faster still where the Winograd convolutions apply (compiled graphs
+#: see the stock layers): 18 CT tiles on AVX2 took 75 s eager, 113 s compiled (two runs, benchmarks/README.md).
+#: Alone, this prior never passes MIN_SAVING.
 PRIORS: dict[str, tuple[float, float]] = {"compiled": (0.95, 25.0)}
 #: another backend must be expected to save this share of eager's time: the estimate is rough, and a compile
 #: adds ~0.5 GB of peak memory (inductor) for the gain
