@@ -121,6 +121,23 @@ def test_mirroring_leaves_a_mirror_equivariant_net_unchanged():
     torch.testing.assert_close(mirrored, plain, atol=2e-6, rtol=1e-5)
 
 
+def test_a_tiles_passes_are_summed_in_one_buffer_reused_for_every_tile():
+    """Mirrored and ensembled: each tile's passes sum into one kept buffer; every tile still gets its own sum."""
+    nets = [pointwise_net(seed=0), pointwise_net(seed=1)]
+    image = torch.randn(2, 12, 20, 18)
+    settings = SlidingWindowSettings(
+        (8, 16, 16), precision="fp32", mirror_axes=(0, 2), reuse_constant_tiles=False, max_batch_voxels=8 * 16 * 16
+    )
+    predictor = SlidingWindowPredictor(nets, settings)
+    buffers = []
+    original = predictor._pass_sum
+    predictor._pass_sum = lambda first: buffers.append(original(first).data_ptr()) or predictor._pass_sums[: len(first)]
+    mirrored = predictor.predict_logits(image)
+    assert len(buffers) > 1 and len(set(buffers)) == 1 and predictor._pass_sums is None  # one buffer, freed after
+    plain = (fp32_window(nets[0], image, (8, 16, 16)) + fp32_window(nets[1], image, (8, 16, 16))) / 2
+    torch.testing.assert_close(mirrored, plain, atol=2e-6, rtol=1e-5)
+
+
 def test_mirroring_averages_flipped_back_predictions():
     image = torch.zeros(1, 4, 4, 8)  # one tile
     plain = fp32_window(Ramp(), image, (4, 4, 8))

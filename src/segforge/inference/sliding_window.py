@@ -160,6 +160,7 @@ class SlidingWindowPredictor:
         self.constant_tiles = ConstantTileCache(enabled=settings.reuse_constant_tiles)
         self._passes, self._keeping = 0, False
         self._keep_heap: Callable[[], None] | None = None
+        self._pass_sums: torch.Tensor | None = None  # see _pass_sum
         backend = "compiled" if settings.compile and settings.backend == "torch" else settings.backend
         self.backend = BackendRun(backend, self.device.type, settings.expected_evaluations, self.autocast_dtype)
         self.forwards: list[Callable[[torch.Tensor], Any]] = (
@@ -192,7 +193,7 @@ class SlidingWindowPredictor:
                     torch.cuda.empty_cache()
                     return self._predict(data, progress, torch.device("cpu"))
             finally:
-                self._keep_heap = None
+                self._keep_heap, self._pass_sums = None, None
 
     def _start_keeping(self, heap: contextlib.ExitStack) -> None:
         """Keep freed memory in the heap (allocator) for the rest of this image, from the predictor's second pass on.
@@ -253,6 +254,7 @@ class SlidingWindowPredictor:
         import torch
 
         per_pass = max(1, self.settings.max_batch_voxels // (len(x) * math.prod(self.settings.patch_size)))
+        count = len(self.networks) * len(self.flips)
         total = None
         for net, forward in zip(self.networks, self.forwards, strict=True):
             for first in range(0, len(self.flips), per_pass):
@@ -264,14 +266,35 @@ class SlidingWindowPredictor:
                 for k, axes in enumerate(flips):
                     part = out[k * len(x) : (k + 1) * len(x)]
                     part = torch.flip(part, tensor_axes(axes)) if axes else part
-                    if total is None:  # never accumulate into the input buffer (a net may return its input)
+                    if total is None and count > 1:
+                        total = self._pass_sum(part)
+                    elif total is None:  # never accumulate into the input buffer (a net may return its input)
                         total = part.float()
                         if total.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
                             total = total.clone()
                     else:
                         total.add_(part)
-        count = len(self.networks) * len(self.flips)
         return total.div_(count) if count > 1 else total
+
+    def _pass_sum(self, first: torch.Tensor) -> torch.Tensor:
+        """The sum over a tile's passes (flips, networks), started from ``first``, in a buffer reused for every tile.
+
+        It lives through all of a tile's passes: made afresh, it would sit in a hole the feature maps
+        left in the kept heap and split it (allocator); on the CPU it is mapped on its own, once per image.
+        """
+        import torch
+
+        shape = (len(first), *first.shape[1:])
+        buffer = self._pass_sums
+        if buffer is None or buffer.shape[1:] != shape[1:] or len(buffer) < len(first):
+            if first.device.type == "cpu":
+                buffer = mapped_zeros(shape, torch.float32)
+            else:
+                buffer = torch.empty(shape, dtype=torch.float32, device=first.device)
+            self._pass_sums = buffer
+        total = buffer[: len(first)]
+        total.copy_(first)
+        return total
 
     def _forward(self, forward: Callable[[torch.Tensor], Any], x: torch.Tensor) -> torch.Tensor:
         import torch
