@@ -420,8 +420,30 @@ B_SPACING_IMAGE = (1.25, 0.7, 0.7)
 B_SPACING_PLAN = [2.5, 0.8, 0.8]
 
 
+def _ct_like_template() -> Path:
+    """nnU-Net's own plans for BASELINES.md's CT-like dataset (Dataset900), planned here if no earlier run left them.
+
+    ``nnUNetv2_plan_and_preprocess --no_pp`` on the 20 synthetic cases ``preprocess.py`` writes (fingerprint and
+    planning only, ~1 min): the 3d_fullres topology and patch of a 96x160x160 CT at 2.5x0.8x0.8 mm.
+    """
+    import subprocess
+
+    from preprocess import CT_LIKE_ID, write_ct_like_dataset
+
+    base = nnunet_ref()
+    template = base / "nnUNet_preprocessed" / f"Dataset{CT_LIKE_ID:03d}_CTLike"
+    if (template / "nnUNetPlans.json").exists():
+        return template
+    print(f"planning nnU-Net's CT-like template once (in {base}) ...", flush=True)
+    write_ct_like_dataset(base / "nnUNet_raw")
+    env = {**os.environ, **{name: str(base / name) for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}}
+    exe = Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess"
+    subprocess.run([str(exe), "-d", str(CT_LIKE_ID), "--no_pp", "-npfp", "2"], env=env, check=True)
+    return template
+
+
 def _nnunet_plans() -> dict:
-    template = nnunet_ref() / "nnUNet_preprocessed" / "Dataset900_CTLike"
+    template = _ct_like_template()
     plans = json.loads((template / "nnUNetPlans.json").read_text())
     conf = plans["configurations"]["3d_fullres"]
     conf["spacing"] = B_SPACING_PLAN
