@@ -90,8 +90,10 @@ def retain_freed_memory(enabled: bool = True) -> Iterator[bool]:
             libc.malloc_trim(0)
 
 
-def mapped_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A zero CPU tensor in its own anonymous memory mapping, never in the heap that is kept.
+def mapped_zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A zero tensor that outlives the tiles: on the CPU in its own anonymous memory mapping, never in the kept heap.
+
+    (On another device, a plain ``torch.zeros`` there.)
 
     For buffers that live through the whole prediction (the logits accumulator). Allowing
     ``mmap`` around a ``torch.zeros`` is not enough: glibc first serves a request from a free
@@ -104,6 +106,8 @@ def mapped_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 
     import torch
 
+    if torch.device(device).type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
     nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
     if nbytes == 0:
         return torch.zeros(shape, dtype=dtype)

@@ -159,7 +159,7 @@ class SlidingWindowPredictor:
             net.to(self.device).eval()
         self.constant_tiles = ConstantTileCache(enabled=settings.reuse_constant_tiles)
         self._passes, self._keeping = 0, False
-        self._keep_heap: Callable[[], None] | None = None
+        self._heap: contextlib.ExitStack | None = None  # this image's, while predict_logits runs
         self._pass_sums: torch.Tensor | None = None  # see _pass_sum
         backend = "compiled" if settings.compile and settings.backend == "torch" else settings.backend
         self.backend = BackendRun(backend, self.device.type, settings.expected_evaluations, self.autocast_dtype)
@@ -181,7 +181,7 @@ class SlidingWindowPredictor:
             raise ValueError(f"image of shape {list(data.shape)} does not fit patch {list(self.settings.patch_size)}")
         data = data.float() if data.dtype != torch.float32 else data
         with torch.inference_mode(), contextlib.ExitStack() as heap:
-            self._keep_heap = lambda: self._start_keeping(heap)
+            self._heap = heap
             if self._passes:
                 self._keep_heap()
             try:
@@ -193,9 +193,9 @@ class SlidingWindowPredictor:
                     torch.cuda.empty_cache()
                     return self._predict(data, progress, torch.device("cpu"))
             finally:
-                self._keep_heap, self._pass_sums = None, None
+                self._heap, self._pass_sums = None, None
 
-    def _start_keeping(self, heap: contextlib.ExitStack) -> None:
+    def _keep_heap(self) -> None:
         """Keep freed memory in the heap (allocator) for the rest of this image, from the predictor's second pass on.
 
         The first forward pass of a predictor runs with glibc's defaults: it is where the libraries make
@@ -203,7 +203,8 @@ class SlidingWindowPredictor:
         Made while the heap is kept, they land between the feature maps' blocks and split the holes the
         next tiles need, so the heap grows past them (measured: +0.25 GB on the CT benchmark).
         """
-        if self.settings.reuse_memory and self.device.type == "cpu" and not self._keeping:
+        heap = self._heap
+        if heap is not None and self.settings.reuse_memory and self.device.type == "cpu" and not self._keeping:
             heap.enter_context(retain_freed_memory(True))
             heap.callback(setattr, self, "_keeping", False)
             self._keeping = True
@@ -287,11 +288,7 @@ class SlidingWindowPredictor:
         shape = (len(first), *first.shape[1:])
         buffer = self._pass_sums
         if buffer is None or buffer.shape[1:] != shape[1:] or len(buffer) < len(first):
-            if first.device.type == "cpu":
-                buffer = mapped_zeros(shape, torch.float32)
-            else:
-                buffer = torch.empty(shape, dtype=torch.float32, device=first.device)
-            self._pass_sums = buffer
+            buffer = self._pass_sums = mapped_zeros(shape, torch.float32, first.device)
         total = buffer[: len(first)]
         total.copy_(first)
         return total
@@ -306,8 +303,7 @@ class SlidingWindowPredictor:
         with ctx:
             out = _first_output(forward(x))
         self._passes += 1  # per network pass (a mirrored tile is several): the heap is kept from the second on
-        if self._keep_heap is not None:
-            self._keep_heap()
+        self._keep_heap()
         return out
 
 
@@ -357,20 +353,12 @@ class _Accumulator:
         else:
             self.weight = torch.ones(patch, dtype=self.dtype, device=device)
         self.logits: torch.Tensor | None = None
-        self.weights = self._zeros(spatial)
-
-    def _zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """Long-lived: on the CPU in a mapping of its own, not in the heap kept for the tiles (allocator)."""
-        import torch
-
-        if torch.device(self.device).type == "cpu":
-            return mapped_zeros(shape, self.dtype)
-        return torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.weights = mapped_zeros(spatial, self.dtype, device)  # long-lived: not in the kept heap (allocator)
 
     def add(self, logits: torch.Tensor, start: tuple[int, ...]) -> None:
 
         if self.logits is None:
-            self.logits = self._zeros((logits.shape[0], *self.spatial))
+            self.logits = mapped_zeros((logits.shape[0], *self.spatial), self.dtype, self.device)
         region = tile_region(start, self.patch)
         logits = logits.to(self.device).mul_(self.weight)  # weighted in the logits' precision, then accumulated
         self.logits[(slice(None), *region)] += logits
