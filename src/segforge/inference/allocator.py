@@ -12,10 +12,11 @@ page faults drop to about zero (measured: bf16 forward 20 s -> 5 s per patch on 
 A kept heap can only grow, so what else lands in it decides the peak: a block that outlives a
 tile, placed in a hole the feature maps left, splits that hole, and the next tile's maps go
 above it. On the CT benchmark that took the peak from ~2.2 GB to 2.6-3.2 GB, run to run. Three
-rules keep it at the first tile's extent: long-lived buffers (the logits accumulator) are
-mapped on their own (:func:`mapped_zeros`); the predictor's first forward pass, where oneDNN
-and OpenMP make their per-thread caches that live as long as the process, runs before the
-heap is kept (``SlidingWindowPredictor``); and a batch's logits are dropped before the next pass.
+rules keep it at the first tile's extent: long-lived buffers (the logits accumulator, a tile's
+sum over its mirrored or ensembled passes) are mapped on their own (:func:`mapped_zeros`); the
+predictor's first forward pass, where oneDNN and OpenMP make their per-thread caches that live
+as long as the process, runs before the heap is kept (``SlidingWindowPredictor``); and a
+batch's logits are dropped before the next pass.
 
 It is a process-wide allocator setting, so :func:`retain_freed_memory` restores glibc's
 defaults when it exits and gives the retained memory back with ``malloc_trim``. Where the C
